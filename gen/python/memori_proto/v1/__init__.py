@@ -1,0 +1,1 @@
+"""Generated stubs of the memori.v1 package."""

@@ -1,0 +1,1 @@
+"""memori-grpc server."""
