@@ -17,10 +17,10 @@ from __future__ import annotations
 import base64
 import os
 import re
-import textwrap
 import sys
 import sysconfig
 import tempfile
+import textwrap
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2

@@ -1,0 +1,147 @@
+"""Assembles the gRPC server: storage, services, health, reflection; starts and stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs lacks aio
+from memori_proto.v1 import session_pb2
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from memori_server.config import Settings, parse_listen
+from memori_server.health import DatabaseHealth
+from memori_server.reflection import enable_reflection
+from memori_server.registration import add_service
+from memori_server.services.session_service import SessionService
+from memori_server.storage.engine import create_engine, mask
+from memori_server.storage.migrate import migrate, pending_revision
+from memori_server.storage.session_store import SessionStore
+
+log = logging.getLogger(__name__)
+SERVICE_NAMES = (
+    session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
+    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+)
+
+
+class StartupError(Exception):
+    """The server cannot start (bad address, database unreachable, ...); says what to fix."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MemoriServer:
+    """One server process. Stateless apart from the database, so many can share one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
+    ) -> None:
+        """`extra_handlers` are served next to the memori services (benchmarks use it)."""
+        self.settings = settings
+        self._extra_handlers = tuple(extra_handlers)
+        self.port = 0
+        self._engine: AsyncEngine | None = None
+        self.store: SessionStore | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health: health_aio.HealthServicer | None = None
+        self._health_task: asyncio.Task[None] | None = None
+
+    async def _open_storage(self) -> SessionStore:
+        settings = self.settings
+        try:
+            self._engine = create_engine(settings.database_url)
+        except ValueError as error:
+            raise StartupError(str(error)) from error
+        try:
+            if settings.migrate_on_start:
+                revision = await migrate(self._engine)
+                log.info("database schema up to date", extra={"revision": revision})
+            elif (pending := await pending_revision(self._engine)) is not None:
+                log.warning(
+                    "database schema is behind; run `memori-server migrate`",
+                    extra={"head": pending},
+                )
+        except (OSError, Exception) as error:
+            if isinstance(error, StartupError):
+                raise
+            raise StartupError(
+                f"cannot use database {mask(settings.database_url)}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        self.store = SessionStore(self._engine)
+        return self.store
+
+    async def start(self) -> int:
+        """Open storage, bind, start serving; returns the bound port."""
+        settings = self.settings
+        store = await self._open_storage()
+        server = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+            ]
+        )
+        add_service(
+            server,
+            SessionService(store, settings.session_idle_timeout),
+            session_pb2.DESCRIPTOR.services_by_name["SessionService"],
+        )
+        self._health = health_aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        enable_reflection(server, SERVICE_NAMES)
+        if self._extra_handlers:
+            server.add_generic_rpc_handlers(self._extra_handlers)
+        host, _ = parse_listen(settings.listen)
+        try:
+            self.port = server.add_insecure_port(settings.listen)
+        except RuntimeError as error:
+            raise StartupError(f"cannot listen on {settings.listen}: {error}") from error
+        watcher = DatabaseHealth(
+            self._health, store, SERVICE_NAMES[:1], settings.health_check_interval
+        )
+        await watcher.probe()
+        await server.start()
+        self._server = server
+        self._health_task = asyncio.create_task(watcher.run(), name="database-health")
+        if not _is_loopback(host):
+            log.warning(
+                "listening beyond loopback without authentication",
+                extra={"listen": settings.listen},
+            )
+        log.info(
+            "memori-server listening",
+            extra={"address": f"{host}:{self.port}", "database": mask(settings.database_url)},
+        )
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting calls, let in-flight calls finish within `grace`, release storage."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._engine is not None:
+            await self._engine.dispose()
+        log.info("memori-server stopped")

@@ -1,0 +1,122 @@
+"""`memori-server serve | migrate`: flags mirror the MEMORI_* variables one to one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from memori_server.app import MemoriServer, StartupError
+from memori_server.config import Settings
+from memori_server.logging_setup import configure_logging
+from memori_server.storage.engine import create_engine, mask
+from memori_server.storage.migrate import migrate
+
+log = logging.getLogger("memori_server")
+MIGRATE_FIELDS = ("database_url", "log_level", "log_format")
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, fields: Sequence[str]) -> None:
+    for name in fields:
+        info = Settings.model_fields[name]
+        env = f"MEMORI_{name.upper()}"
+        default = (
+            "a memori.db file in the working directory" if name == "database_url" else info.default
+        )
+        help_text = f"{info.description} [env {env}; default: {default}]"
+        flag = f"--{name.replace('_', '-')}"
+        if info.annotation is bool:
+            parser.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memori-server",
+        description="memori-grpc: session-and-memory gateway for LLM apps (gRPC, memori.v1).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the gRPC server",
+        description="Run the gRPC server until SIGTERM or SIGINT.",
+    )
+    _add_setting_flags(serve, list(Settings.model_fields))
+    migrate_cmd = commands.add_parser(
+        "migrate",
+        help="apply database migrations and exit",
+        description="Apply database migrations and exit.",
+    )
+    _add_setting_flags(migrate_cmd, MIGRATE_FIELDS)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: value
+        for name, value in vars(args).items()
+        if name in Settings.model_fields and value is not None
+    }
+    return Settings(**overrides)
+
+
+async def _serve(settings: Settings) -> None:
+    server = MemoriServer(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace})
+    finally:
+        await server.stop()
+
+
+async def _migrate(settings: Settings) -> None:
+    try:
+        engine = create_engine(settings.database_url)
+    except ValueError as error:
+        raise StartupError(str(error)) from error
+    try:
+        revision = await migrate(engine)
+    except Exception as error:
+        raise StartupError(
+            f"cannot migrate {mask(settings.database_url)}: {type(error).__name__}: {error}"
+        ) from error
+    finally:
+        await engine.dispose()
+    log.info(
+        "database migrated", extra={"revision": revision, "database": mask(settings.database_url)}
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        print(f"memori-server: invalid configuration: {problems}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(_serve(settings) if args.command == "serve" else _migrate(settings))
+    except StartupError as error:
+        log.error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Server configuration: every setting is a flag of `memori-server` and a MEMORI_* variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+def default_database_url() -> str:
+    """An SQLite file under the working directory: the embedded default needs no setup."""
+    return f"sqlite:///{Path.cwd() / 'memori.db'}"
+
+
+class Settings(BaseSettings):
+    """Validated server settings; flags override environment, environment overrides defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMORI_", extra="ignore")
+
+    listen: str = Field(
+        DEFAULT_LISTEN, description="HOST:PORT to listen on; port 0 picks a free port."
+    )
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="sqlite:///path.db or postgresql://user:password@host:port/db.",
+    )
+    migrate_on_start: bool = Field(True, description="Apply database migrations before serving.")
+    session_idle_timeout: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds of inactivity after which Get(attribution) no longer returns "
+        "the attribution's current session.",
+    )
+    shutdown_grace: float = Field(
+        10.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM/SIGINT."
+    )
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request message accepted, in bytes."
+    )
+    health_check_interval: float = Field(
+        5.0, gt=0, description="Seconds between database probes of the health service."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest log level written."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text (key=value) or json (one object per line)."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("listen")
+    @classmethod
+    def _valid_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split HOST:PORT (IPv6 hosts in brackets) and check the port."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"listen address {listen!r} is not HOST:PORT (e.g. 127.0.0.1:50051)")
+    return host.strip("[]"), int(port_text)

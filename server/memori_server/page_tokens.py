@@ -1,0 +1,59 @@
+"""Opaque page tokens (AIP-158): a position plus a fingerprint of the request they belong to."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any
+
+from memori_server.errors import InvalidArgument
+
+_VERSION = 1
+
+
+def fingerprint(*parts: object) -> str:
+    """Identifies the request fields a token is valid for; page_size may change between pages."""
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def encode(kind: str, request_fingerprint: str, position: dict[str, Any]) -> str:
+    payload = {"v": _VERSION, "k": kind, "f": request_fingerprint, "p": position}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def damaged(field: str) -> InvalidArgument:
+    return InvalidArgument([(field, "damaged page token; omit it to start from the first page")])
+
+
+def decode(token: str, kind: str, request_fingerprint: str, field: str) -> dict[str, Any]:
+    """The position stored in `token`; INVALID_ARGUMENT unless it came from the same request."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+        valid = (
+            isinstance(payload, dict)
+            and payload.get("v") == _VERSION
+            and payload.get("k") == kind
+            and isinstance(payload.get("p"), dict)
+        )
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        valid = False
+    if not valid:
+        raise InvalidArgument(
+            [(field, "not a page token issued by this RPC; omit it to start from the first page")]
+        )
+    if payload["f"] != request_fingerprint:
+        raise InvalidArgument(
+            [
+                (
+                    field,
+                    "issued for a request with other parameters; keep "
+                    "every field except page_size unchanged between pages",
+                )
+            ]
+        )
+    position: dict[str, Any] = payload["p"]
+    return position

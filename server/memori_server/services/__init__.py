@@ -1,0 +1,1 @@
+"""gRPC servicers: decode requests, call the domain, encode responses."""

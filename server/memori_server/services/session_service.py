@@ -1,0 +1,197 @@
+"""memori.v1.SessionService: validation, then one SessionStore call per RPC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from memori_proto.v1 import common_pb2, session_pb2, session_pb2_grpc
+
+from memori_server import page_tokens, validation
+from memori_server.errors import Context, maps_errors
+from memori_server.services.convert import message_pb, session_pb
+from memori_server.services.tenancy import tenant_of
+from memori_server.storage.session_store import SessionCursor, SessionStore
+from memori_server.validation import Attribution, Violations
+
+DEFAULT_SESSION_PAGE = 50
+DEFAULT_MESSAGE_PAGE = 100
+
+
+def _required_attribution(
+    holder: session_pb2.ResetRequest
+    | session_pb2.SetRequest
+    | session_pb2.ListRequest
+    | session_pb2.GetRequest,
+    violations: Violations,
+) -> Attribution:
+    if not holder.HasField("attribution"):
+        violations.add("attribution", "required: {entity_id, process_id}")
+        return Attribution("", "")
+    return _attribution(holder.attribution, violations)
+
+
+def _attribution(message: common_pb2.Attribution, violations: Violations) -> Attribution:
+    return validation.attribution(message.entity_id, message.process_id, "attribution", violations)
+
+
+def _optional_attribution(
+    request: session_pb2.GetRequest | session_pb2.DeleteRequest | session_pb2.ListMessagesRequest,
+    violations: Violations,
+) -> Attribution | None:
+    return (
+        _attribution(request.attribution, violations) if request.HasField("attribution") else None
+    )
+
+
+class SessionService(session_pb2_grpc.SessionServiceServicer):
+    def __init__(self, store: SessionStore, idle_seconds: float) -> None:
+        self._store = store
+        self._idle_seconds = idle_seconds
+
+    @maps_errors
+    async def Reset(  # noqa: N802 (gRPC method names)
+        self, request: session_pb2.ResetRequest, context: Context
+    ) -> session_pb2.ResetResponse:
+        violations = Violations()
+        attribution = _required_attribution(request, violations)
+        violations.raise_if_any()
+        record = await self._store.reset(tenant_of(context), attribution)
+        return session_pb2.ResetResponse(session=session_pb(record))
+
+    @maps_errors
+    async def Set(  # noqa: N802
+        self, request: session_pb2.SetRequest, context: Context
+    ) -> session_pb2.SetResponse:
+        violations = Violations()
+        attribution = _required_attribution(request, violations)
+        session_id = validation.session_id(request.session_id, "session_id", violations)
+        violations.raise_if_any()
+        record, created = await self._store.set(tenant_of(context), attribution, session_id)
+        return session_pb2.SetResponse(session=session_pb(record), created=created)
+
+    @maps_errors
+    async def Get(  # noqa: N802
+        self, request: session_pb2.GetRequest, context: Context
+    ) -> session_pb2.GetResponse:
+        violations = Violations()
+        if request.session_id:
+            session_id = validation.session_id(request.session_id, "session_id", violations)
+            attribution = _optional_attribution(request, violations)
+            violations.raise_if_any()
+            record = await self._store.get(tenant_of(context), session_id, attribution)
+        else:
+            if not request.HasField("attribution"):
+                violations.add(
+                    "session_id",
+                    "give session_id, or attribution alone for the attribution's current session",
+                )
+            current_of = _required_attribution(request, violations)
+            violations.raise_if_any()
+            record = await self._store.get_current(
+                tenant_of(context), current_of, self._idle_seconds
+            )
+        return session_pb2.GetResponse(session=session_pb(record))
+
+    @maps_errors
+    async def List(  # noqa: N802
+        self, request: session_pb2.ListRequest, context: Context
+    ) -> session_pb2.ListResponse:
+        violations = Violations()
+        attribution = _required_attribution(request, violations)
+        limit = validation.page_size(
+            request.page_size, DEFAULT_SESSION_PAGE, "page_size", violations
+        )
+        bounds: list[datetime] = []
+        if request.HasField("min_update_time"):
+            bounds.append(request.min_update_time.ToDatetime(tzinfo=UTC))
+        if request.HasField("active_within"):
+            window = request.active_within.ToTimedelta()
+            if window.total_seconds() <= 0:
+                violations.add("active_within", "must be a positive duration, e.g. 86400s")
+            else:
+                bounds.append(datetime.now(UTC) - window)
+        violations.raise_if_any()
+        tenant = tenant_of(context)
+        # The active_within cutoff is fixed by the first page, so later pages do not shift.
+        request_fingerprint = page_tokens.fingerprint(
+            tenant,
+            attribution.entity_id,
+            attribution.process_id,
+            request.min_update_time.ToJsonString() if request.HasField("min_update_time") else "",
+            request.active_within.ToJsonString() if request.HasField("active_within") else "",
+        )
+        after = None
+        if request.page_token:
+            position = page_tokens.decode(
+                request.page_token, "sessions", request_fingerprint, "page_token"
+            )
+            try:
+                after = SessionCursor(datetime.fromisoformat(position["t"]), str(position["i"]))
+                cutoff = position.get("c")
+                bounds = [datetime.fromisoformat(cutoff)] if cutoff else []
+            except (KeyError, TypeError, ValueError):
+                raise page_tokens.damaged("page_token") from None
+        min_update_time = max(bounds) if bounds else None
+        records, more = await self._store.list_sessions(
+            tenant, attribution, min_update_time=min_update_time, after=after, limit=limit
+        )
+        next_token = ""
+        if more and records:
+            last = records[-1]
+            next_token = page_tokens.encode(
+                "sessions",
+                request_fingerprint,
+                {
+                    "t": last.update_time.isoformat(),
+                    "i": last.id,
+                    "c": min_update_time.isoformat() if min_update_time else None,
+                },
+            )
+        return session_pb2.ListResponse(
+            sessions=[session_pb(record) for record in records], next_page_token=next_token
+        )
+
+    @maps_errors
+    async def Delete(  # noqa: N802
+        self, request: session_pb2.DeleteRequest, context: Context
+    ) -> session_pb2.DeleteResponse:
+        violations = Violations()
+        session_id = validation.session_id(request.session_id, "session_id", violations)
+        attribution = _optional_attribution(request, violations)
+        violations.raise_if_any()
+        deleted = await self._store.delete(tenant_of(context), session_id, attribution)
+        return session_pb2.DeleteResponse(deleted_message_count=deleted)
+
+    @maps_errors
+    async def ListMessages(  # noqa: N802
+        self, request: session_pb2.ListMessagesRequest, context: Context
+    ) -> session_pb2.ListMessagesResponse:
+        violations = Violations()
+        session_id = validation.session_id(request.session_id, "session_id", violations)
+        attribution = _optional_attribution(request, violations)
+        limit = validation.page_size(
+            request.page_size, DEFAULT_MESSAGE_PAGE, "page_size", violations
+        )
+        violations.raise_if_any()
+        tenant = tenant_of(context)
+        request_fingerprint = page_tokens.fingerprint(tenant, session_id)
+        after_sequence = 0
+        if request.page_token:
+            position = page_tokens.decode(
+                request.page_token, "messages", request_fingerprint, "page_token"
+            )
+            sequence = position.get("s")
+            if not isinstance(sequence, int):
+                raise page_tokens.damaged("page_token")
+            after_sequence = sequence
+        stored, more = await self._store.list_messages(
+            tenant, session_id, attribution, after_sequence=after_sequence, limit=limit
+        )
+        next_token = ""
+        if more and stored:
+            next_token = page_tokens.encode(
+                "messages", request_fingerprint, {"s": stored[-1].sequence}
+            )
+        return session_pb2.ListMessagesResponse(
+            messages=[message_pb(item) for item in stored], next_page_token=next_token
+        )

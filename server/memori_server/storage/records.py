@@ -1,0 +1,39 @@
+"""Plain records the storage layer returns; independent of protobuf and SQLAlchemy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from memori_server.validation import Attribution
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: str
+    tenant_id: str
+    attribution: Attribution
+    create_time: datetime
+    update_time: datetime
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A chat message in OpenAI's shape, ready to be appended to a session."""
+
+    role: str
+    content: str | None = None
+    content_parts: list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    token_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    sequence: int
+    message: NewMessage
+    create_time: datetime

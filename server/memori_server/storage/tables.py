@@ -1,0 +1,100 @@
+"""Table definitions; Alembic migrations create them, tests compare the two."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+ID_LENGTH = 36
+NAME_LENGTH = 100
+TENANT_LENGTH = 64
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("tenant_id", String(TENANT_LENGTH), primary_key=True),
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("entity_id", String(NAME_LENGTH), nullable=False),
+    Column("process_id", String(NAME_LENGTH), nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("update_time", UtcDateTime(), nullable=False),
+    Column("message_count", BigInteger, nullable=False, default=0),
+    Index(None, "tenant_id", "entity_id", "process_id", "update_time", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("tenant_id", String(TENANT_LENGTH), primary_key=True),
+    Column("session_id", String(ID_LENGTH), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=True),
+    Column("content_parts", JSON, nullable=True),
+    Column("name", String(NAME_LENGTH), nullable=True),
+    Column("tool_calls", JSON, nullable=True),
+    Column("tool_call_id", String(255), nullable=True),
+    Column("token_count", Integer, nullable=False, default=0),
+    Column("create_time", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(
+        ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
+    ),
+)
+
+current_sessions = Table(
+    "current_sessions",
+    metadata,
+    Column("tenant_id", String(TENANT_LENGTH), primary_key=True),
+    Column("entity_id", String(NAME_LENGTH), primary_key=True),
+    Column("process_id", String(NAME_LENGTH), primary_key=True),
+    Column("session_id", String(ID_LENGTH), nullable=False),
+    ForeignKeyConstraint(
+        ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
+    ),
+    Index(None, "tenant_id", "session_id"),
+)

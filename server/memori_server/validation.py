@@ -1,0 +1,75 @@
+"""Checks on client input, reported as field violations naming the request field."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from memori_server.errors import InvalidArgument
+
+MAX_ATTRIBUTION_ID_CHARS = 100  # the Memori SDK's own limit on entity and process ids
+MAX_PAGE_SIZE = 1000
+_UUID4 = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """The owner of a session: end user (entity) and agent/app (process)."""
+
+    entity_id: str
+    process_id: str
+
+
+class Violations:
+    """Collects every problem of a request, so one error lists them all."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append((field, description))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+
+def session_id(value: str, field: str, violations: Violations) -> str:
+    """A UUID v4 in canonical hyphenated form; returned in lower case."""
+    if not value:
+        violations.add(field, "required: a UUID v4 such as 6f1c2d3e-4b5a-4c6d-8e7f-8091a2b3c4d5")
+    elif not _UUID4.match(value):
+        shown = value if len(value) <= 64 else f"{value[:64]}..."
+        violations.add(
+            field,
+            f"{shown!r} is not a UUID v4 in canonical form "
+            "(xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx, y one of 8, 9, a, b)",
+        )
+    return value.lower()
+
+
+def _attribution_id(value: str, field: str, required: bool, violations: Violations) -> None:
+    if required and not value:
+        violations.add(field, "required: the end user's id, e.g. 'user-123'")
+    elif len(value) > MAX_ATTRIBUTION_ID_CHARS:
+        violations.add(field, f"{len(value)} characters; at most {MAX_ATTRIBUTION_ID_CHARS}")
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        violations.add(field, "contains control characters")
+
+
+def attribution(entity_id: str, process_id: str, field: str, violations: Violations) -> Attribution:
+    _attribution_id(entity_id, f"{field}.entity_id", True, violations)
+    _attribution_id(process_id, f"{field}.process_id", False, violations)
+    return Attribution(entity_id=entity_id, process_id=process_id)
+
+
+def page_size(value: int, default: int, field: str, violations: Violations) -> int:
+    """AIP-158: 0 means the default, larger than the maximum is coerced, negative is an error."""
+    if value < 0:
+        violations.add(field, f"{value} is negative; use 0 for the default of {default}")
+        return default
+    if value == 0:
+        return default
+    return min(value, MAX_PAGE_SIZE)

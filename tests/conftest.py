@@ -1,0 +1,65 @@
+"""Fixtures: each database backend gets a real server on a free port, shared per module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from memori_proto.v1 import session_pb2_grpc
+from memori_server.config import Settings
+
+from tests.databases import fresh_postgres_database, postgres_admin_url, sqlite_url
+from tests.in_process import InProcessServer
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh, empty database of each backend for this test run."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path_factory.mktemp("sqlite"))
+        return
+    admin_url = postgres_admin_url()
+    if admin_url is None:
+        pytest.skip("set MEMORI_TEST_DATABASE_URL to run against PostgreSQL")
+    with fresh_postgres_database(admin_url) as url:
+        yield url
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "listen": "127.0.0.1:0",
+        "database_url": database_url,
+        "shutdown_grace": 1.0,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[InProcessServer]:
+    running = InProcessServer(make_settings(database_url))
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="session")
+def channel(server: InProcessServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.target) as opened:
+        yield opened
+
+
+@pytest.fixture
+def sessions(channel: grpc.Channel) -> session_pb2_grpc.SessionServiceStub:
+    return session_pb2_grpc.SessionServiceStub(channel)
+
+
+@pytest.fixture
+def tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,47 @@
+"""Node.js client: tests/node/session.test.ts drives a real `memori-server` subprocess through
+the generated TypeScript stubs and Connect's gRPC (HTTP/2) transport."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.repo_paths import NODE_BIN, ROOT, tool_env
+from tests.server_process import ServerProcess
+
+NODE_TEST = Path("tests") / "node" / "session.test.ts"
+_SUMMARY = re.compile(r"^# (tests|pass|fail|cancelled) (\d+)$", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def memori(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    database = tmp_path_factory.mktemp("node-client") / "memori.db"
+    with ServerProcess(f"sqlite:///{database}") as running:
+        yield running
+
+
+def test_node_client_session_lifecycle(memori: ServerProcess) -> None:
+    node = shutil.which("node", path=tool_env()["PATH"])
+    assert node is not None, "Node.js is needed for the Node client test"
+    assert (NODE_BIN / "tsx").exists(), "node_modules missing: run ./dev setup"
+    result = subprocess.run(
+        [node, "--import", "tsx", "--test", "--test-reporter=tap", str(NODE_TEST)],
+        cwd=ROOT,
+        env=tool_env(MEMORI_TARGET=memori.target),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"node tests failed:\n{output}\n--- server log ---\n{memori.log}"
+    summary = {name: int(count) for name, count in _SUMMARY.findall(result.stdout)}
+    assert summary.get("pass", 0) > 0, f"no passing node tests reported:\n{output}"
+    assert summary.get("fail") == 0, f"node tests failed:\n{output}"
+    assert summary.get("cancelled", 0) == 0, f"node tests cancelled:\n{output}"
+    assert summary.get("tests") == summary["pass"], f"not every node test passed:\n{output}"
