@@ -29,7 +29,9 @@ def _databases(
 
 
 @contextmanager
-def _server(database_url: str, profile: Path | None, time_layers: bool) -> Iterator[BenchServer]:
+def _server(
+    backend: str, database_url: str, profile: Path | None, time_layers: bool
+) -> Iterator[BenchServer]:
     extra = [
         *(["--profile", str(profile)] if profile else []),
         *(["--time-layers"] if time_layers else []),
@@ -40,10 +42,16 @@ def _server(database_url: str, profile: Path | None, time_layers: bool) -> Itera
             yield server
     finally:
         if time_layers:
-            print("\n".join(line for line in server.lines if "layer timing" in line))
+            for line in server.lines:
+                if "layer timing" in line:
+                    print(f"{backend}: {line.split(' layer timing ', 1)[1]}")
         if profile is not None and profile.exists():
+            print(f"{backend}: server profile")
             stats = pstats.Stats(str(profile))
-            stats.sort_stats("tottime").print_stats(25)
+            # Coroutine resumptions count as calls, so ncalls is a multiple of the RPC count.
+            stats.sort_stats("cumulative").print_stats(
+                r"memori_server|sqlalchemy|aiosqlite|asyncpg|registration", 30
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "MEMORI_TEST_DATABASE_URL; SQLite only when neither is set)",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="cProfile the server and print its top functions"
+        "--profile",
+        action="store_true",
+        help="cProfile the server and print its top functions (slows it down)",
     )
     parser.add_argument(
         "--time-layers",
@@ -76,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(tmp)
         for backend, database in _databases(workdir, postgres_admin_url(args.database_url)):
             profile = workdir / f"{backend}.prof" if args.profile else None
-            with database as url, _server(url, profile, args.time_layers) as server:
+            with database as url, _server(backend, url, profile, args.time_layers) as server:
                 print(
                     f"session_get: {backend} at {server.target}, {args.calls} calls "
                     f"of each kind after {args.warmup} warm-up calls",

@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="log Get handler and SessionStore.get timings on exit",
     )
     args = parser.parse_args(argv)
-    settings = Settings(listen=args.listen, database_url=args.database_url)
+    settings = Settings.model_validate({"listen": args.listen, "database_url": args.database_url})
     configure_logging("INFO", "text")
     timer = LayerTimer()
     if args.time_layers:

@@ -38,7 +38,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "shutdown_grace": 1.0,
         **overrides,
     }
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings.model_validate(values)
 
 
 @pytest.fixture(scope="session")

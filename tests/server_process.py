@@ -11,7 +11,8 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-_LISTENING = re.compile(r"memori-server listening address=(\S+):(\d+)")
+# Matches the text log (address=H:P) and the JSON log ("address": "H:P").
+_LISTENING = re.compile(r'memori-server listening.*?address(?:=|": ")(\S+?):(\d+)')
 SERVER_BIN = Path(sys.executable).with_name("memori-server")
 
 
@@ -20,7 +21,7 @@ class ServerProcess:
 
     def __init__(
         self,
-        database_url: str,
+        database_url: str | None,
         *args: str,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
@@ -28,15 +29,9 @@ class ServerProcess:
         self.lines: list[str] = []
         self._ready = threading.Event()
         self.port = 0
-        command = [
-            str(SERVER_BIN),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-            *args,
-        ]
+        command = [str(SERVER_BIN), "serve", "--listen", "127.0.0.1:0", *args]
+        if database_url is not None:  # None: the server's own default
+            command += ["--database-url", database_url]
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,

@@ -36,7 +36,9 @@ BAD_STRING_FIELD = {
 def test_unparseable_requests_are_invalid_argument(
     channel: grpc.Channel, method: str, payload: bytes | None
 ) -> None:
-    call = channel.unary_unary(SERVICE + method)
+    call = channel.unary_unary(
+        SERVICE + method, request_serializer=None, response_deserializer=None
+    )
     with pytest.raises(grpc.RpcError) as caught:
         call(BAD_STRING_FIELD[method] if payload is None else payload)
     failed = CallFailed(caught.value)
@@ -57,30 +59,38 @@ def _text(rng: random.Random) -> str:
     return "".join(rng.choice(alphabet) for _ in range(length))
 
 
+def _random_call(sessions: SessionServiceStub, rng: random.Random) -> None:
+    who = common_pb2.Attribution(entity_id=_text(rng), process_id=_text(rng))
+    method = rng.choice(METHODS)
+    if method == "Reset":
+        sessions.Reset(session_pb2.ResetRequest(attribution=who))
+    elif method == "Set":
+        sessions.Set(session_pb2.SetRequest(attribution=who, session_id=_text(rng)))
+    elif method == "Get":
+        sessions.Get(session_pb2.GetRequest(session_id=_text(rng), attribution=who))
+    elif method == "List":
+        sessions.List(
+            session_pb2.ListRequest(
+                attribution=who, page_size=rng.randint(-5, 5000), page_token=_text(rng)
+            )
+        )
+    elif method == "Delete":
+        sessions.Delete(session_pb2.DeleteRequest(session_id=_text(rng)))
+    else:
+        sessions.ListMessages(
+            session_pb2.ListMessagesRequest(
+                session_id=_text(rng), page_size=rng.randint(-5, 5000), page_token=_text(rng)
+            )
+        )
+
+
 def test_random_requests_never_fail_as_internal_or_unknown(
     sessions: SessionServiceStub,
 ) -> None:
     rng = random.Random(20261128)
     for _ in range(150):
-        who = common_pb2.Attribution(entity_id=_text(rng), process_id=_text(rng))
-        calls = [
-            lambda: sessions.Reset(session_pb2.ResetRequest(attribution=who)),
-            lambda: sessions.Set(session_pb2.SetRequest(attribution=who, session_id=_text(rng))),
-            lambda: sessions.Get(session_pb2.GetRequest(session_id=_text(rng), attribution=who)),
-            lambda: sessions.List(
-                session_pb2.ListRequest(
-                    attribution=who, page_size=rng.randint(-5, 5000), page_token=_text(rng)
-                )
-            ),
-            lambda: sessions.Delete(session_pb2.DeleteRequest(session_id=_text(rng))),
-            lambda: sessions.ListMessages(
-                session_pb2.ListMessagesRequest(
-                    session_id=_text(rng), page_size=rng.randint(-5, 5000), page_token=_text(rng)
-                )
-            ),
-        ]
         try:
-            rng.choice(calls)()
+            _random_call(sessions, rng)
         except grpc.RpcError as error:
             failed = CallFailed(error)
             assert failed.code not in NEVER, failed.message

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from memori_proto.v1 import common_pb2, session_pb2
 from memori_proto.v1.session_pb2_grpc import SessionServiceStub
 from memori_server.storage.records import NewMessage
@@ -195,7 +195,10 @@ def test_list_messages_round_trips_tool_calls_and_parts(
     user, assistant, tool = (m.message for m in page.messages)
     assert not user.HasField("content")
     assert user.content_parts[0]["text"] == "Weather?"
-    assert user.content_parts[1]["image_url"]["url"] == "https://x/y.png"
+    assert json_format.MessageToDict(user.content_parts[1]) == {
+        "type": "image_url",
+        "image_url": {"url": "https://x/y.png"},
+    }
     assert not assistant.HasField("content")
     assert assistant.tool_calls[0].id == "call_1"
     assert assistant.tool_calls[0].function.name == "weather"

@@ -7,7 +7,7 @@ import time
 
 import grpc
 import pytest
-from memori_proto.v1 import session_pb2
+from memori_proto.v1 import common_pb2, session_pb2
 from memori_proto.v1.session_pb2_grpc import SessionServiceStub
 from memori_server.errors import AttributionMismatch, SessionNotFound
 from memori_server.storage.records import NewMessage
@@ -83,7 +83,7 @@ def test_current_session_expires_after_the_idle_window(database_url: str) -> Non
         with grpc.insecure_channel(idle.target) as channel:
             stub = SessionServiceStub(channel)
             who = session_pb2.ResetRequest(
-                attribution={"entity_id": f"user-{new_id()}", "process_id": "p"}
+                attribution=common_pb2.Attribution(entity_id=f"user-{new_id()}", process_id="p")
             )
             session = stub.Reset(who).session
             assert stub.Get(session_pb2.GetRequest(attribution=who.attribution)).session.id == (

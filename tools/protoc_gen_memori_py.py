@@ -31,7 +31,7 @@ WIRE_PREFIX = "memori/v1/"
 PY_PACKAGE = "memori_proto"
 _MODULE_REF = re.compile(r"\bmemori\.v1(?=\.\w+_pb2\b| import\b)")
 _PACKAGE_MARKERS = {
-    f"{PY_PACKAGE}/__init__.py": '"""Generated protobuf and gRPC stubs of memori.v1 (buf generate)."""\n',
+    f"{PY_PACKAGE}/__init__.py": '"""Generated stubs of memori.v1 (buf generate)."""\n',
     f"{PY_PACKAGE}/py.typed": "",
     f"{PY_PACKAGE}/v1/__init__.py": '"""Generated stubs of the memori.v1 package."""\n',
 }

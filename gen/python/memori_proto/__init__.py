@@ -1,1 +1,1 @@
-"""Generated protobuf and gRPC stubs of memori.v1 (buf generate)."""
+"""Generated stubs of memori.v1 (buf generate)."""

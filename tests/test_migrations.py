@@ -1,0 +1,87 @@
+"""Alembic migrations: they build exactly the tables the code uses, and run safely."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from contextlib import nullcontext
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from memori_server.storage.engine import create_engine
+from memori_server.storage.migrate import migrate
+from memori_server.storage.tables import metadata
+from sqlalchemy.engine import Connection
+
+from tests.databases import fresh_postgres_database, postgres_admin_url
+from tests.server_process import SERVER_BIN, ServerProcess
+
+
+def _differences(connection: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+
+async def _migrate_and_compare(database_url: str) -> tuple[str | None, list[object]]:
+    engine = create_engine(database_url)
+    try:
+        revision = await migrate(engine)
+        await migrate(engine)  # a second run is a no-op
+        async with engine.connect() as conn:
+            return revision, await conn.run_sync(_differences)
+    finally:
+        await engine.dispose()
+
+
+def test_migrations_match_the_table_definitions(tmp_path: Path) -> None:
+    urls = [f"sqlite:///{tmp_path / 'schema.db'}"]
+    admin_url = postgres_admin_url()
+    with fresh_postgres_database(admin_url) if admin_url else nullcontext() as pg_url:
+        if pg_url:
+            urls.append(pg_url)
+        for url in urls:
+            revision, differences = asyncio.run(_migrate_and_compare(url))
+            assert revision == "0001"
+            assert differences == [], f"{url}: migrations and tables.py differ"
+
+
+def test_migrate_command_and_no_migrate_on_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with ServerProcess(url, "--no-migrate-on-start") as server:
+        pass
+    assert "database schema is behind; run `memori-server migrate`" in server.log
+    for _ in range(2):
+        result = subprocess.run(
+            [str(SERVER_BIN), "migrate", "--database-url", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "database migrated" in result.stderr
+    with ServerProcess(url, "--no-migrate-on-start") as server:
+        pass
+    assert "schema is behind" not in server.log
+
+
+@pytest.mark.postgres
+def test_concurrent_server_starts_migrate_once() -> None:
+    admin_url = postgres_admin_url()
+    if admin_url is None:
+        pytest.skip("set MEMORI_TEST_DATABASE_URL to run against PostgreSQL")
+    with fresh_postgres_database(admin_url) as url:
+        commands = [
+            subprocess.Popen(
+                [str(SERVER_BIN), "migrate", "--database-url", url],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        outputs = [command.communicate(timeout=60)[0] for command in commands]
+        assert [command.returncode for command in commands] == [0, 0, 0, 0], outputs
+        upgrades = sum(output.count("Running upgrade  -> 0001") for output in outputs)
+        assert upgrades == 1
