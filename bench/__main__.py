@@ -17,7 +17,13 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from bench import session_get
-from bench.launch import BenchServer, postgres_admin_url, postgres_database, sqlite_database
+from bench.launch import (
+    BenchServer,
+    bench_server,
+    postgres_admin_url,
+    postgres_database,
+    sqlite_database,
+)
 
 
 def _databases(
@@ -36,7 +42,7 @@ def _server(
         *(["--profile", str(profile)] if profile else []),
         *(["--time-layers"] if time_layers else []),
     ]
-    server = BenchServer(database_url, *extra)
+    server = bench_server(database_url, *extra)
     try:
         with server:
             yield server
@@ -50,7 +56,7 @@ def _server(
             stats = pstats.Stats(str(profile))
             # Coroutine resumptions count as calls, so ncalls is a multiple of the RPC count.
             stats.sort_stats("cumulative").print_stats(
-                r"memori_server|sqlalchemy|aiosqlite|asyncpg|registration", 30
+                r"memori_server|sqlalchemy|sqlite3|psycopg|registration", 30
             )
 
 

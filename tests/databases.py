@@ -1,44 +1,45 @@
-"""Test databases: a temp SQLite file always, a fresh PostgreSQL database when configured."""
+"""Scratch databases: a temp SQLite file always, a fresh PostgreSQL database when configured.
+
+Shared by the tests and the benchmarks (`bench/`), so neither ever touches real data.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
+import psycopg
 from sqlalchemy.engine import make_url
 
 PG_ENV = "MEMORI_TEST_DATABASE_URL"
 
 
-def postgres_admin_url() -> str | None:
-    return os.environ.get(PG_ENV) or None
+def postgres_admin_url(explicit: str | None = None) -> str | None:
+    """`explicit`, else MEMORI_TEST_DATABASE_URL, else None (SQLite only)."""
+    return explicit or os.environ.get(PG_ENV) or None
 
 
-async def _admin(admin_url: str, statement: str) -> None:
+def _admin(admin_url: str, statement: str) -> None:
     url = make_url(admin_url)
-    conn = await asyncpg.connect(
+    with psycopg.connect(
         host=url.host or "127.0.0.1",
         port=url.port or 5432,
         user=url.username,
         password=url.password,
-        database=url.database or "postgres",
-    )
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
+        dbname=url.database or "postgres",
+        autocommit=True,
+    ) as conn:
+        conn.execute(statement.encode())
 
 
 @contextmanager
-def fresh_postgres_database(admin_url: str) -> Iterator[str]:
-    """CREATE a uniquely named database for one test run and DROP it afterwards."""
-    name = f"memori_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+def fresh_postgres_database(admin_url: str, prefix: str = "memori_test") -> Iterator[str]:
+    """CREATE a uniquely named database next to `admin_url`'s and DROP it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _admin(admin_url, f'CREATE DATABASE "{name}"')
     try:
         yield (
             make_url(admin_url)
@@ -46,7 +47,7 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
             .render_as_string(hide_password=False)
         )
     finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def sqlite_url(directory: Path) -> str:

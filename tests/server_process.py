@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # Matches the text log (address=H:P) and the JSON log ("address": "H:P").
@@ -17,7 +17,10 @@ SERVER_BIN = Path(sys.executable).with_name("memori-server")
 
 
 class ServerProcess:
-    """`memori-server serve --listen 127.0.0.1:0` with its log collected in the background."""
+    """`memori-server serve --listen 127.0.0.1:0` with its log collected in the background.
+
+    `program` replaces `memori-server serve` for servers built on the same app (benchmarks).
+    """
 
     def __init__(
         self,
@@ -25,11 +28,12 @@ class ServerProcess:
         *args: str,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        program: Sequence[str] = (str(SERVER_BIN), "serve"),
     ) -> None:
         self.lines: list[str] = []
         self._ready = threading.Event()
         self.port = 0
-        command = [str(SERVER_BIN), "serve", "--listen", "127.0.0.1:0", *args]
+        command = [*program, "--listen", "127.0.0.1:0", *args]
         if database_url is not None:  # None: the server's own default
             command += ["--database-url", database_url]
         self.process = subprocess.Popen(
@@ -78,10 +82,12 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                return self.process.wait(15)
+                self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        return self.process.wait()
+        code = self.process.wait()
+        self._reader.join(5)  # the last log lines
+        return code
 
     def __enter__(self) -> ServerProcess:
         self.wait_ready()

@@ -63,15 +63,21 @@ def test_database_outage_is_unavailable_and_not_serving_then_recovers() -> None:
                 def status() -> int:
                     return int(health.Check(health_pb2.HealthCheckRequest()).status)
 
-                assert sessions.Reset(request).session.id
+                session_id = sessions.Reset(request).session.id
+                get = session_pb2.GetRequest(session_id=session_id)
+                assert sessions.Get(get).session.id == session_id
                 proxy.cut()
                 failed = call_fails(lambda: sessions.Reset(request), grpc.StatusCode.UNAVAILABLE)
                 assert failed.reason == "DATABASE_UNAVAILABLE"
                 assert "retry" in failed.message
+                failed = call_fails(lambda: sessions.Get(get), grpc.StatusCode.UNAVAILABLE)
+                assert failed.reason == "DATABASE_UNAVAILABLE"
                 assert eventually(lambda: status() == NOT_SERVING)
                 proxy.resume()
                 assert eventually(lambda: status() == SERVING)
-                assert eventually(lambda: bool(sessions.Reset(request).session.id))
+                # Connections that died with the outage are replaced, not handed to callers.
+                assert sessions.Get(get).session.id == session_id
+                assert sessions.Reset(request).session.id
         finally:
             server.close()
             proxy.close()

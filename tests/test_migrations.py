@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from memori_server.storage.engine import create_engine
+from memori_server.storage.database import Database
 from memori_server.storage.migrate import migrate
 from memori_server.storage.tables import metadata
 from sqlalchemy.engine import Connection
@@ -24,14 +24,13 @@ def _differences(connection: Connection) -> list[object]:
 
 
 async def _migrate_and_compare(database_url: str) -> tuple[str | None, list[object]]:
-    engine = create_engine(database_url)
+    database = Database(database_url)
     try:
-        revision = await migrate(engine)
-        await migrate(engine)  # a second run is a no-op
-        async with engine.connect() as conn:
-            return revision, await conn.run_sync(_differences)
+        revision = await migrate(database)
+        await migrate(database)  # a second run is a no-op
+        return revision, await database.read(_differences)
     finally:
-        await engine.dispose()
+        await database.close()
 
 
 def test_migrations_match_the_table_definitions(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from collections.abc import Sequence
@@ -13,14 +12,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs lacks aio
 from memori_proto.v1 import session_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memori_server.config import Settings, parse_listen
 from memori_server.health import DatabaseHealth
 from memori_server.reflection import enable_reflection
 from memori_server.registration import add_service
 from memori_server.services.session_service import SessionService
-from memori_server.storage.engine import create_engine, mask
+from memori_server.storage.database import Database
+from memori_server.storage.engine import mask
 from memori_server.storage.migrate import migrate, pending_revision
 from memori_server.storage.session_store import SessionStore
 
@@ -44,6 +43,28 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+async def open_database(database_url: str, pool_size: int, *, migrate_schema: bool) -> Database:
+    """Connect, then migrate (or warn when the schema lags); StartupError says what failed."""
+    try:
+        database = Database(database_url, pool_size)
+    except ValueError as error:
+        raise StartupError(str(error)) from error
+    try:
+        if migrate_schema:
+            revision = await migrate(database)
+            log.info("database schema up to date", extra={"revision": revision})
+        elif (pending := await pending_revision(database)) is not None:
+            log.warning(
+                "database schema is behind; run `memori-server migrate`", extra={"head": pending}
+            )
+    except Exception as error:
+        await database.close()
+        raise StartupError(
+            f"cannot use database {mask(database_url)}: {type(error).__name__}: {error}"
+        ) from error
+    return database
+
+
 class MemoriServer:
     """One server process. Stateless apart from the database, so many can share one."""
 
@@ -56,35 +77,21 @@ class MemoriServer:
         self.settings = settings
         self._extra_handlers = tuple(extra_handlers)
         self.port = 0
-        self._engine: AsyncEngine | None = None
+        self._database: Database | None = None
         self.store: SessionStore | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
         self._health_task: asyncio.Task[None] | None = None
+        self._watcher: DatabaseHealth | None = None
 
     async def _open_storage(self) -> SessionStore:
         settings = self.settings
-        try:
-            self._engine = create_engine(settings.database_url)
-        except ValueError as error:
-            raise StartupError(str(error)) from error
-        try:
-            if settings.migrate_on_start:
-                revision = await migrate(self._engine)
-                log.info("database schema up to date", extra={"revision": revision})
-            elif (pending := await pending_revision(self._engine)) is not None:
-                log.warning(
-                    "database schema is behind; run `memori-server migrate`",
-                    extra={"head": pending},
-                )
-        except (OSError, Exception) as error:
-            if isinstance(error, StartupError):
-                raise
-            raise StartupError(
-                f"cannot use database {mask(settings.database_url)}: "
-                f"{type(error).__name__}: {error}"
-            ) from error
-        self.store = SessionStore(self._engine)
+        self._database = await open_database(
+            settings.database_url,
+            settings.database_pool_size,
+            migrate_schema=settings.migrate_on_start,
+        )
+        self.store = SessionStore(self._database)
         return self.store
 
     async def start(self) -> int:
@@ -113,7 +120,7 @@ class MemoriServer:
             self.port = server.add_insecure_port(settings.listen)
         except RuntimeError as error:
             raise StartupError(f"cannot listen on {settings.listen}: {error}") from error
-        watcher = DatabaseHealth(
+        self._watcher = watcher = DatabaseHealth(
             self._health, store, SERVICE_NAMES[:1], settings.health_check_interval
         )
         await watcher.probe()
@@ -136,12 +143,11 @@ class MemoriServer:
         grace = self.settings.shutdown_grace if grace is None else grace
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+        if self._watcher is not None and self._health_task is not None:
+            self._watcher.stop()
+            await self._health_task
         if self._server is not None:
             await self._server.stop(grace)
-        if self._engine is not None:
-            await self._engine.dispose()
+        if self._database is not None:
+            await self._database.close()
         log.info("memori-server stopped")

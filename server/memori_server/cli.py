@@ -12,11 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from memori_server.app import MemoriServer, StartupError
+from memori_server.app import MemoriServer, StartupError, open_database
 from memori_server.config import Settings
 from memori_server.logging_setup import configure_logging
-from memori_server.storage.engine import create_engine, mask
-from memori_server.storage.migrate import migrate
+from memori_server.storage.engine import mask
 
 log = logging.getLogger("memori_server")
 MIGRATE_FIELDS = ("database_url", "log_level", "log_format")
@@ -84,21 +83,9 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    try:
-        engine = create_engine(settings.database_url)
-    except ValueError as error:
-        raise StartupError(str(error)) from error
-    try:
-        revision = await migrate(engine)
-    except Exception as error:
-        raise StartupError(
-            f"cannot migrate {mask(settings.database_url)}: {type(error).__name__}: {error}"
-        ) from error
-    finally:
-        await engine.dispose()
-    log.info(
-        "database migrated", extra={"revision": revision, "database": mask(settings.database_url)}
-    )
+    database = await open_database(settings.database_url, 1, migrate_schema=True)
+    await database.close()
+    log.info("database migrated", extra={"database": mask(settings.database_url)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

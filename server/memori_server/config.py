@@ -28,6 +28,12 @@ class Settings(BaseSettings):
         default_factory=default_database_url,
         description="sqlite:///path.db or postgresql://user:password@host:port/db.",
     )
+    database_pool_size: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="Database connections, and worker threads using them, per process.",
+    )
     migrate_on_start: bool = Field(True, description="Apply database migrations before serving.")
     session_idle_timeout: float = Field(
         86400.0,

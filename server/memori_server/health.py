@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -32,10 +33,12 @@ class DatabaseHealth:
         self._services = ["", *services]  # "" is the whole server
         self._interval = interval
         self._healthy: bool | None = None
+        self._stopped = asyncio.Event()
 
     async def probe(self) -> bool:
         try:
-            await asyncio.wait_for(self._store.ping(), timeout=self._interval)
+            async with asyncio.timeout(self._interval):
+                await self._store.ping()
             healthy = True
         except (StorageUnavailable, TimeoutError) as error:
             healthy = False
@@ -51,6 +54,12 @@ class DatabaseHealth:
         return healthy
 
     async def run(self) -> None:
-        while True:
+        """Probe until `stop()`; ends on its own, so shutdown never hinges on cancellation."""
+        while not self._stopped.is_set():
             await self.probe()
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._stopped.wait()
+
+    def stop(self) -> None:
+        self._stopped.set()

@@ -1,34 +1,35 @@
-"""Turn the plain database URL users configure into a tuned async engine."""
+"""Turn the plain database URL users configure into a tuned SQLAlchemy engine."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as sqlalchemy_engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
 _ALIASES = {"postgres": "postgresql"}
-WRITE_OPTION = "memori_write"
+_ACCEPTED_DRIVERS = {"pysqlite", "aiosqlite", "psycopg", "psycopg2", "asyncpg"}
+WRITE_OPTION = "memori_write"  # SQLite: take the write lock at BEGIN
+AUTOCOMMIT_OPTION = "memori_autocommit"  # SQLite, one-statement reads: no BEGIN/COMMIT
 
 
-def async_url(database_url: str) -> URL:
-    """`sqlite:///x.db` / `postgresql://...` (or with an explicit async driver) → async URL."""
+def engine_url(database_url: str) -> URL:
+    """`sqlite:///x.db` / `postgresql://...` (any driver suffix) → the URL we connect with."""
     try:
         url = make_url(database_url)
     except Exception as error:  # sqlalchemy raises ArgumentError with a terse text
         raise ValueError(f"database URL {mask(database_url)!r} is not a valid URL") from error
-    backend = url.drivername.partition("+")[0]
+    backend, _, driver = url.drivername.partition("+")
     backend = _ALIASES.get(backend, backend)
-    if backend not in _ASYNC_DRIVERS:
+    if backend not in _DRIVERS:
         raise ValueError(
             f"unsupported database {backend!r}: use sqlite:///path.db or postgresql://user@host/db"
         )
-    driver = url.drivername.partition("+")[2]  # get_driver_name() fills in a default
-    if driver and driver not in ("aiosqlite", "asyncpg", "pysqlite", "psycopg", "psycopg2"):
+    if driver and driver not in _ACCEPTED_DRIVERS:
         raise ValueError(f"unsupported driver {driver!r}; give a plain {backend}:// URL")
-    return url.set(drivername=_ASYNC_DRIVERS[backend])
+    return url.set(drivername=_DRIVERS[backend])
 
 
 def mask(database_url: str | URL) -> str:
@@ -39,22 +40,29 @@ def mask(database_url: str | URL) -> str:
         return "<unparseable database URL>"
 
 
-def create_engine(database_url: str) -> AsyncEngine:
-    url = async_url(database_url)
+def create_engine(database_url: str, pool_size: int) -> Engine:
+    url = engine_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return _sqlite_engine(url, pool_size)
+    return sqlalchemy_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, pool_timeout=10
+    )
 
 
-def _sqlite_engine(url: URL) -> AsyncEngine:
-    """WAL, a busy timeout, and BEGIN IMMEDIATE for writes.
+def _sqlite_engine(url: URL, pool_size: int) -> Engine:
+    """WAL, a busy timeout, BEGIN IMMEDIATE for writes and no BEGIN for one-statement reads.
 
     A deferred transaction that reads and then writes can fail at once with "database is
     locked" when another connection writes; taking the write lock up front makes writers queue.
     """
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = sqlalchemy_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
@@ -67,9 +75,11 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get(AUTOCOMMIT_OPTION):
+            return
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 
     return engine

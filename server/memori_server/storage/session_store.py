@@ -1,32 +1,24 @@
 """Sessions, current-session pointers and messages: every read and write of them.
 
-Each public method is one transaction. Database failures surface as `StorageUnavailable`;
-ownership and existence problems as the domain errors the RPC layer maps to statuses.
+Each public method is one transaction, run by `Database` in a worker thread. Database
+failures surface as `StorageUnavailable`; ownership and existence problems as the domain
+errors the RPC layer maps to statuses.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from memori_server.errors import (
-    AttributionMismatch,
-    NoCurrentSession,
-    SessionNotFound,
-    StorageUnavailable,
-)
-from memori_server.storage.engine import WRITE_OPTION
+from memori_server.errors import AttributionMismatch, NoCurrentSession, SessionNotFound
+from memori_server.storage.database import Database
 from memori_server.storage.records import NewMessage, SessionRecord, StoredMessage
 from memori_server.storage.tables import current_sessions, messages, sessions
 from memori_server.validation import Attribution
@@ -71,43 +63,51 @@ def _stored_message(row: Row[Any]) -> StoredMessage:
     )
 
 
-def _is_transient(error: BaseException) -> bool:
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError | OSError):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+def _check_owner(row: Row[Any], attribution: Attribution | None) -> None:
+    if attribution is not None and (
+        row.entity_id != attribution.entity_id or row.process_id != attribution.process_id
+    ):
+        raise AttributionMismatch(row.id)
 
 
-def _owned_by(row: Row[Any], attribution: Attribution | None) -> bool:
-    return attribution is None or (
-        row.entity_id == attribution.entity_id and row.process_id == attribution.process_id
+# Hot-path statements are built once: SQLAlchemy then reuses their cache key and compiled
+# form, which costs more per call than the query itself on SQLite.
+_SESSION_BY_ID = select(sessions).where(
+    sessions.c.tenant_id == bindparam("tenant_id"), sessions.c.id == bindparam("session_id")
+)
+_CURRENT_SESSION = (
+    select(sessions)
+    .join(
+        current_sessions,
+        and_(
+            current_sessions.c.tenant_id == sessions.c.tenant_id,
+            current_sessions.c.session_id == sessions.c.id,
+        ),
     )
+    .where(
+        current_sessions.c.tenant_id == bindparam("tenant_id"),
+        current_sessions.c.entity_id == bindparam("entity_id"),
+        current_sessions.c.process_id == bindparam("process_id"),
+        sessions.c.update_time >= bindparam("active_since", type_=sessions.c.update_time.type),
+    )
+)
+
+
+def _select_session(conn: Connection, tenant_id: str, session_id: str) -> Row[Any]:
+    row = conn.execute(_SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}).first()
+    if row is None:
+        raise SessionNotFound(session_id)
+    return row
 
 
 class SessionStore:
-    def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime] = utc_now) -> None:
-        self._engine = engine
-        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+        self._db = database
         self._clock = clock
-        self._dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._dialect = postgresql if database.dialect == "postgresql" else sqlite
 
-    @asynccontextmanager
-    async def _transaction(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with (self._writer if write else self._engine).begin() as conn:
-                yield conn
-        except Exception as error:
-            if _is_transient(error):
-                raise StorageUnavailable(
-                    f"database unavailable ({type(error).__name__}); retry later"
-                ) from error
-            raise
-
-    async def ping(self) -> None:
-        async with self._transaction(write=False) as conn:
-            await conn.execute(text("SELECT 1"))
-
-    async def _make_current(
-        self, conn: AsyncConnection, tenant_id: str, attribution: Attribution, session_id: str
+    def _make_current(
+        self, conn: Connection, tenant_id: str, attribution: Attribution, session_id: str
     ) -> None:
         stmt = self._dialect.insert(current_sessions).values(
             tenant_id=tenant_id,
@@ -115,26 +115,15 @@ class SessionStore:
             process_id=attribution.process_id,
             session_id=session_id,
         )
-        await conn.execute(
+        conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["tenant_id", "entity_id", "process_id"],
                 set_={"session_id": stmt.excluded.session_id},
             )
         )
 
-    async def _select_session(
-        self, conn: AsyncConnection, tenant_id: str, session_id: str
-    ) -> Row[Any]:
-        row = (
-            await conn.execute(
-                select(sessions).where(
-                    sessions.c.tenant_id == tenant_id, sessions.c.id == session_id
-                )
-            )
-        ).first()
-        if row is None:
-            raise SessionNotFound(session_id)
-        return row
+    async def ping(self) -> None:
+        await self._db.ping()
 
     async def reset(self, tenant_id: str, attribution: Attribution) -> SessionRecord:
         """Create a session with a fresh UUID v4 and make it the attribution's current one."""
@@ -147,8 +136,9 @@ class SessionStore:
             update_time=now,
             message_count=0,
         )
-        async with self._transaction(write=True) as conn:
-            await conn.execute(
+
+        def work(conn: Connection) -> None:
+            conn.execute(
                 insert(sessions).values(
                     tenant_id=tenant_id,
                     id=record.id,
@@ -159,7 +149,9 @@ class SessionStore:
                     message_count=0,
                 )
             )
-            await self._make_current(conn, tenant_id, attribution, record.id)
+            self._make_current(conn, tenant_id, attribution, record.id)
+
+        await self._db.write(work)
         return record
 
     async def set(
@@ -167,47 +159,49 @@ class SessionStore:
     ) -> tuple[SessionRecord, bool]:
         """Resume (or create) a session and make it current; returns (session, created)."""
         now = self._clock()
-        async with self._transaction(write=True) as conn:
-            created = (
-                await conn.execute(
-                    self._dialect.insert(sessions)
-                    .values(
-                        tenant_id=tenant_id,
-                        id=session_id,
-                        entity_id=attribution.entity_id,
-                        process_id=attribution.process_id,
-                        create_time=now,
-                        update_time=now,
-                        message_count=0,
-                    )
-                    .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+
+        def work(conn: Connection) -> tuple[SessionRecord, bool]:
+            inserted = conn.execute(
+                self._dialect.insert(sessions)
+                .values(
+                    tenant_id=tenant_id,
+                    id=session_id,
+                    entity_id=attribution.entity_id,
+                    process_id=attribution.process_id,
+                    create_time=now,
+                    update_time=now,
+                    message_count=0,
                 )
-            ).rowcount == 1
-            row = (
-                await conn.execute(
-                    update(sessions)
-                    .where(
-                        sessions.c.tenant_id == tenant_id,
-                        sessions.c.id == session_id,
-                        sessions.c.entity_id == attribution.entity_id,
-                        sessions.c.process_id == attribution.process_id,
-                    )
-                    .values(update_time=now)
-                    .returning(*sessions.c)
+                .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+                .returning(sessions.c.id)  # rowcount is not reliable across drivers
+            ).first()
+            row = conn.execute(
+                update(sessions)
+                .where(
+                    sessions.c.tenant_id == tenant_id,
+                    sessions.c.id == session_id,
+                    sessions.c.entity_id == attribution.entity_id,
+                    sessions.c.process_id == attribution.process_id,
                 )
+                .values(update_time=now)
+                .returning(*sessions.c)
             ).first()
             if row is None:
                 raise AttributionMismatch(session_id)
-            await self._make_current(conn, tenant_id, attribution, session_id)
-        return _session_record(row), created
+            self._make_current(conn, tenant_id, attribution, session_id)
+            return _session_record(row), inserted is not None
+
+        return await self._db.write(work)
 
     async def get(
         self, tenant_id: str, session_id: str, attribution: Attribution | None = None
     ) -> SessionRecord:
-        async with self._transaction(write=False) as conn:
-            row = await self._select_session(conn, tenant_id, session_id)
-        if not _owned_by(row, attribution):
-            raise AttributionMismatch(session_id)
+        row = await self._db.fetch_one(
+            _SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}
+        )
+        if row is None:
+            raise SessionNotFound(session_id)
+        _check_owner(row, attribution)
         return _session_record(row)
 
     async def get_current(
@@ -215,25 +209,13 @@ class SessionStore:
     ) -> SessionRecord:
         """The attribution's current session if it was active within `idle_seconds`."""
         active_since = datetime.fromtimestamp(self._clock().timestamp() - idle_seconds, UTC)
-        async with self._transaction(write=False) as conn:
-            row = (
-                await conn.execute(
-                    select(sessions)
-                    .join(
-                        current_sessions,
-                        and_(
-                            current_sessions.c.tenant_id == sessions.c.tenant_id,
-                            current_sessions.c.session_id == sessions.c.id,
-                        ),
-                    )
-                    .where(
-                        current_sessions.c.tenant_id == tenant_id,
-                        current_sessions.c.entity_id == attribution.entity_id,
-                        current_sessions.c.process_id == attribution.process_id,
-                        sessions.c.update_time >= active_since,
-                    )
-                )
-            ).first()
+        parameters = {
+            "tenant_id": tenant_id,
+            "entity_id": attribution.entity_id,
+            "process_id": attribution.process_id,
+            "active_since": active_since,
+        }
+        row = await self._db.fetch_one(_CURRENT_SESSION, parameters)
         if row is None:
             raise NoCurrentSession(attribution.entity_id, attribution.process_id, idle_seconds)
         return _session_record(row)
@@ -266,34 +248,35 @@ class SessionStore:
                 )
             )
         query = query.order_by(sessions.c.update_time.desc(), sessions.c.id.desc())
-        async with self._transaction(write=False) as conn:
-            rows = (await conn.execute(query.limit(limit + 1))).all()
+        rows = await self._db.read_one(lambda conn: conn.execute(query.limit(limit + 1)).all())
         return [_session_record(row) for row in rows[:limit]], len(rows) > limit
 
     async def delete(
         self, tenant_id: str, session_id: str, attribution: Attribution | None = None
     ) -> int:
         """Delete a session, its messages and any pointer to it; returns the message count."""
-        async with self._transaction(write=True) as conn:
-            row = await self._select_session(conn, tenant_id, session_id)
-            if not _owned_by(row, attribution):
-                raise AttributionMismatch(session_id)
-            in_session = and_(
-                messages.c.tenant_id == tenant_id, messages.c.session_id == session_id
-            )
-            deleted = (await conn.execute(delete(messages).where(in_session))).rowcount
-            await conn.execute(
+
+        def work(conn: Connection) -> int:
+            _check_owner(_select_session(conn, tenant_id, session_id), attribution)
+            deleted = conn.execute(
+                delete(messages).where(
+                    messages.c.tenant_id == tenant_id, messages.c.session_id == session_id
+                )
+            ).rowcount
+            conn.execute(
                 delete(current_sessions).where(
                     current_sessions.c.tenant_id == tenant_id,
                     current_sessions.c.session_id == session_id,
                 )
             )
-            await conn.execute(
+            conn.execute(
                 delete(sessions).where(
                     sessions.c.tenant_id == tenant_id, sessions.c.id == session_id
                 )
             )
-        return deleted
+            return deleted
+
+        return await self._db.write(work)
 
     async def list_messages(
         self,
@@ -305,12 +288,11 @@ class SessionStore:
         limit: int,
     ) -> tuple[list[StoredMessage], bool]:
         """A page of a session's messages in sequence order; returns (page, more_pages)."""
-        async with self._transaction(write=False) as conn:
-            row = await self._select_session(conn, tenant_id, session_id)
-            if not _owned_by(row, attribution):
-                raise AttributionMismatch(session_id)
-            rows = (
-                await conn.execute(
+
+        def work(conn: Connection) -> list[Row[Any]]:
+            _check_owner(_select_session(conn, tenant_id, session_id), attribution)
+            return list(
+                conn.execute(
                     select(messages)
                     .where(
                         messages.c.tenant_id == tenant_id,
@@ -319,8 +301,10 @@ class SessionStore:
                     )
                     .order_by(messages.c.seq)
                     .limit(limit + 1)
-                )
-            ).all()
+                ).all()
+            )
+
+        rows = await self._db.read(work)
         return [_stored_message(row) for row in rows[:limit]], len(rows) > limit
 
     async def append_messages(
@@ -333,14 +317,13 @@ class SessionStore:
         """
         now = self._clock()
         count = len(new_messages)
-        async with self._transaction(write=True) as conn:
-            last = (
-                await conn.execute(
-                    update(sessions)
-                    .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
-                    .values(message_count=sessions.c.message_count + count, update_time=now)
-                    .returning(sessions.c.message_count)
-                )
+
+        def work(conn: Connection) -> list[StoredMessage]:
+            last = conn.execute(
+                update(sessions)
+                .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
+                .values(message_count=sessions.c.message_count + count, update_time=now)
+                .returning(sessions.c.message_count)
             ).scalar_one_or_none()
             if last is None:
                 raise SessionNotFound(session_id)
@@ -349,7 +332,7 @@ class SessionStore:
                 for index, message in enumerate(new_messages)
             ]
             if stored:
-                await conn.execute(
+                conn.execute(
                     insert(messages),
                     [
                         {
@@ -368,4 +351,6 @@ class SessionStore:
                         for item in stored
                     ],
                 )
-        return stored
+            return stored
+
+        return await self._db.write(work)

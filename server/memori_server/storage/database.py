@@ -1,0 +1,118 @@
+"""Runs blocking SQLAlchemy work off the event loop: one thread hand-off per transaction.
+
+Async drivers hop between the loop and the database once per statement, fetch and commit
+(aiosqlite runs each in a thread, asyncpg's SQLAlchemy adapter adds round trips); a whole
+transaction in one worker thread costs a single hop, which is what keeps a `Get` close to
+the cost of the RPC itself.
+
+Single-row reads by key skip the hop altogether (`fetch_one`, see `point_reads`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.sql import Select
+
+from memori_server.errors import StorageUnavailable
+from memori_server.storage.engine import AUTOCOMMIT_OPTION, WRITE_OPTION, create_engine
+from memori_server.storage.point_reads import (
+    FastPathUnavailable,
+    PointReader,
+    PostgresPointReader,
+    SqlitePointReader,
+)
+
+T = TypeVar("T")
+Work = Callable[[Connection], T]
+
+
+def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError | OSError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Transient database failures become StorageUnavailable; anything else passes through."""
+    try:
+        yield
+    except Exception as error:
+        if _is_transient(error):
+            raise StorageUnavailable(
+                f"database unavailable ({type(error).__name__}); retry later"
+            ) from error
+        raise
+
+
+class Database:
+    """An engine plus the worker threads that use it; as many threads as pooled connections."""
+
+    def __init__(self, database_url: str, pool_size: int = 8) -> None:
+        self.engine: Engine = create_engine(database_url, pool_size)
+        self.dialect = self.engine.dialect.name
+        self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="memori-db")
+        self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
+        self._reader = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self.engine.execution_options(**{AUTOCOMMIT_OPTION: True})
+        )
+        self._points: PointReader = (
+            PostgresPointReader(self.engine, pool_size)
+            if self.dialect == "postgresql"
+            else SqlitePointReader(self._reader)
+        )
+
+    async def _run(self, function: Callable[[], T]) -> T:
+        with _storage_errors():
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    async def write(self, work: Work[T]) -> T:
+        """`work` in one transaction that may write; committed unless it raises."""
+        return await self._run(functools.partial(self._in_transaction, self._writer, work))
+
+    async def read(self, work: Work[T]) -> T:
+        """`work` in one read-only transaction: a consistent view over several statements."""
+        return await self._run(functools.partial(self._in_transaction, self.engine, work))
+
+    async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
+        """The one row `statement` selects by key, or None; without a thread hand-off."""
+        with _storage_errors():
+            try:
+                return await self._points.fetch_one(statement, parameters)
+            except FastPathUnavailable:
+                pass
+        return await self.read_one(
+            lambda connection: connection.execute(statement, parameters).first()
+        )
+
+    async def read_one(self, work: Work[T]) -> T:
+        """`work` that runs a single statement: autocommit, no BEGIN/COMMIT round trips."""
+        return await self._run(functools.partial(self._autocommit, work))
+
+    @staticmethod
+    def _in_transaction(engine: Engine, work: Work[T]) -> T:
+        with engine.begin() as connection:
+            return work(connection)
+
+    def _autocommit(self, work: Work[T]) -> T:
+        with self._reader.connect() as connection:
+            return work(connection)
+
+    async def ping(self) -> None:
+        await self.read_one(lambda connection: connection.execute(text("SELECT 1")))
+
+    async def close(self) -> None:
+        await self._points.close()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.dispose)
+        self._executor.shutdown(wait=False)
