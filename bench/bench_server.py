@@ -21,7 +21,6 @@ import asyncio
 import cProfile
 import functools
 import logging
-import signal
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -89,16 +88,7 @@ class LayerTimer:
 
 
 async def serve(settings: Settings) -> None:
-    server = MemoriServer(settings, extra_handlers=[noop_handler()])
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await server.start()
-        await stop.wait()
-    finally:
-        await server.stop(grace=1.0)
+    await MemoriServer(settings, extra_handlers=[noop_handler()]).serve_until_signalled()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,8 +25,8 @@ SERVER_ONLY_MODULES = frozenset(
     {
         "sqlalchemy",
         "alembic",
-        "asyncpg",
-        "aiosqlite",
+        "psycopg",
+        "psycopg_pool",
         "pydantic",
         "pydantic_settings",
         "grpc_health",

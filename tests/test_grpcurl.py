@@ -115,6 +115,12 @@ def test_describe_service_shows_documentation(memori: ServerProcess) -> None:
     assert_documented(output, "rpc Reset(ResetRequest) returns (ResetResponse);")
 
 
+def test_describe_method_shows_documentation(memori: ServerProcess) -> None:
+    output = ok(grpcurl(memori, "describe", "memori.v1.SessionService.Set"))
+    assert "memori.v1.SessionService.Set is a method:" in output
+    assert_documented(output, "rpc Set(SetRequest) returns (SetResponse);")
+
+
 def test_describe_message_shows_documentation(memori: ServerProcess) -> None:
     output = ok(grpcurl(memori, "describe", "memori.v1.Session"))
     assert "memori.v1.Session is a message:" in output

@@ -6,6 +6,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -148,3 +149,17 @@ def test_invalid_configuration_from_the_environment_exits_2(tmp_path: Path) -> N
     assert result.returncode == 2
     assert "invalid configuration" in result.stderr
     assert "listen" in result.stderr
+
+
+def test_missing_server_extra_is_explained() -> None:
+    """A base install (`pip install memori-grpc`) has no SQLAlchemy: say how to fix that."""
+    probe = (
+        "import sys; sys.modules['sqlalchemy'] = None; "
+        "from memori_server.entry import main; sys.exit(main())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "pip install 'memori-grpc[server]'" in result.stderr
+    assert "Traceback" not in result.stderr

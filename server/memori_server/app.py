@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -151,3 +152,16 @@ class MemoriServer:
         if self._database is not None:
             await self._database.close()
         log.info("memori-server stopped")
+
+    async def serve_until_signalled(self) -> None:
+        """Start, serve until SIGTERM or SIGINT, then stop gracefully (and on any error)."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await self.start()
+            await stop.wait()
+            log.info("shutting down", extra={"grace_seconds": self.settings.shutdown_grace})
+        finally:
+            await self.stop()

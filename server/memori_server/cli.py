@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -68,20 +67,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-async def _serve(settings: Settings) -> None:
-    server = MemoriServer(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await server.start()
-        await stop.wait()
-        log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace})
-    finally:
-        await server.stop()
-
-
 async def _migrate(settings: Settings) -> None:
     database = await open_database(settings.database_url, 1, migrate_schema=True)
     await database.close()
@@ -98,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(_serve(settings) if args.command == "serve" else _migrate(settings))
+        asyncio.run(
+            MemoriServer(settings).serve_until_signalled()
+            if args.command == "serve"
+            else _migrate(settings)
+        )
     except StartupError as error:
         log.error("%s", error)
         return 1

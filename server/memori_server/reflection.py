@@ -41,7 +41,18 @@ class DocumentedReflectionServicer(reflection.aio.ReflectionServicer):  # type: 
         return self._with_docs(super()._file_by_filename(request, filename))
 
     def _file_containing_symbol(self, request: object, symbol: str) -> Response:
-        return self._with_docs(super()._file_containing_symbol(request, symbol))
+        response = super()._file_containing_symbol(request, symbol)
+        parent, _, member = symbol.rpartition(".")
+        if response.HasField("error_response") and parent:
+            # upb's pool does not index methods: `grpcurl describe pkg.Service.Method`
+            # would fail, so resolve a method through its service.
+            try:
+                service = self._pool.FindServiceByName(parent)
+            except KeyError:
+                return response
+            if member in service.methods_by_name:
+                response = super()._file_containing_symbol(request, parent)
+        return self._with_docs(response)
 
     def _file_containing_extension(
         self, request: object, containing_type: str, extension_number: int
