@@ -16,6 +16,7 @@ from memori_proto.v1 import session_pb2
 
 from memori_server.config import Settings, parse_listen
 from memori_server.health import DatabaseHealth
+from memori_server.metrics import MetricsEndpoint, MetricsInterceptor
 from memori_server.reflection import enable_reflection
 from memori_server.registration import add_service
 from memori_server.services.session_service import SessionService
@@ -23,6 +24,7 @@ from memori_server.storage.database import Database
 from memori_server.storage.engine import mask
 from memori_server.storage.migrate import migrate, pending_revision
 from memori_server.storage.session_store import SessionStore
+from memori_server.transport import BindError, bind
 
 log = logging.getLogger(__name__)
 SERVICE_NAMES = (
@@ -84,6 +86,7 @@ class MemoriServer:
         self._health: health_aio.HealthServicer | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._watcher: DatabaseHealth | None = None
+        self._metrics: MetricsEndpoint | None = None
 
     async def _open_storage(self) -> SessionStore:
         settings = self.settings
@@ -99,12 +102,14 @@ class MemoriServer:
         """Open storage, bind, start serving; returns the bound port."""
         settings = self.settings
         store = await self._open_storage()
+        interceptors = [MetricsInterceptor()] if settings.metrics_listen else []
         server = grpc.aio.server(
+            interceptors=interceptors,
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
-            ]
+            ],
         )
         add_service(
             server,
@@ -118,9 +123,20 @@ class MemoriServer:
             server.add_generic_rpc_handlers(self._extra_handlers)
         host, _ = parse_listen(settings.listen)
         try:
-            self.port = server.add_insecure_port(settings.listen)
-        except RuntimeError as error:
-            raise StartupError(f"cannot listen on {settings.listen}: {error}") from error
+            self.port = bind(server, settings)
+        except BindError as error:
+            raise StartupError(str(error)) from error
+        if settings.metrics_listen:
+            metrics_host, metrics_port = parse_listen(settings.metrics_listen)
+            try:
+                self._metrics = MetricsEndpoint(metrics_host, metrics_port)
+            except OSError as error:
+                raise StartupError(
+                    f"cannot serve metrics on {settings.metrics_listen}: {error}"
+                ) from error
+            log.info(
+                "metrics at /metrics", extra={"address": f"{metrics_host}:{self._metrics.port}"}
+            )
         self._watcher = watcher = DatabaseHealth(
             self._health, store, SERVICE_NAMES[:1], settings.health_check_interval
         )
@@ -135,9 +151,18 @@ class MemoriServer:
             )
         log.info(
             "memori-server listening",
-            extra={"address": f"{host}:{self.port}", "database": mask(settings.database_url)},
+            extra={
+                "address": f"{host}:{self.port}",
+                "tls": settings.tls_cert_file is not None,
+                "database": mask(settings.database_url),
+            },
         )
         return self.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound port of the /metrics endpoint, when metrics are on."""
+        return self._metrics.port if self._metrics is not None else None
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight calls finish within `grace`, release storage."""
@@ -151,6 +176,8 @@ class MemoriServer:
             await self._server.stop(grace)
         if self._database is not None:
             await self._database.close()
+        if self._metrics is not None:
+            self._metrics.close()
         log.info("memori-server stopped")
 
     async def serve_until_signalled(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     health_check_interval: float = Field(
         5.0, gt=0, description="Seconds between database probes of the health service."
     )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain; with --tls-key-file the server speaks TLS."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of --tls-cert-file.")
+    metrics_listen: str = Field(
+        "", description="HOST:PORT serving Prometheus metrics at /metrics; empty: off."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest log level written."
     )
@@ -67,6 +74,19 @@ class Settings(BaseSettings):
     def _valid_listen(cls, value: str) -> str:
         parse_listen(value)
         return value
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _valid_metrics_listen(cls, value: str) -> str:
+        if value:
+            parse_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        return self
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
