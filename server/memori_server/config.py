@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     )
     health_check_interval: float = Field(
         5.0, gt=0, description="Seconds between database probes of the health service."
+    )
+    api_keys: SecretStr = Field(
+        SecretStr(""),
+        description="Comma-separated tenant=key pairs (or tenant=sha256:<hex of key>); when "
+        "set, memori.v1 calls need 'authorization: Bearer <key>' and act for that tenant.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="File of tenant=key lines (# comments), in addition to --api-keys."
     )
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate chain; with --tls-key-file the server speaks TLS."

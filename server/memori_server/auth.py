@@ -1,0 +1,127 @@
+"""API keys: who may call, and which tenant each key acts for.
+
+Keys are configured as `tenant=key` pairs (or `tenant=sha256:<hex digest of the key>`, so
+config files need not hold the secret itself). Clients send `authorization: Bearer <key>`
+or `x-api-key: <key>` metadata. Without configured keys every caller is the default tenant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from memori_server.errors import ServiceError, abort_with
+from memori_server.services.tenancy import current_tenant
+
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DIGEST = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+PROTECTED_PREFIX = "/memori.v1."  # health and reflection stay open for probes and tools
+
+
+class Unauthenticated(ServiceError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """sha256(key) → tenant; the plain keys are not kept."""
+
+    tenants_by_digest: dict[bytes, str]
+
+    @classmethod
+    def parse(cls, entries: Iterable[str], source: str) -> ApiKeys:
+        """`tenant=key` / `tenant=sha256:<hex>` entries; blank entries and `#` comments skip."""
+        table: dict[bytes, str] = {}
+        for number, raw in enumerate(entries, start=1):
+            entry = raw.strip()
+            if not entry or entry.startswith("#"):
+                continue
+            tenant, sep, key = (part.strip() for part in entry.partition("="))
+            if not sep or not key:
+                raise ValueError(f"{source} entry {number}: expected tenant=key")
+            if not _TENANT.match(tenant):
+                raise ValueError(
+                    f"{source} entry {number}: tenant {tenant!r} must be 1-64 letters, digits, "
+                    "'.', '_' or '-'"
+                )
+            digest_match = _DIGEST.match(key)
+            digest = bytes.fromhex(digest_match.group(1)) if digest_match else _digest(key)
+            if digest in table:
+                raise ValueError(f"{source} entry {number}: the same key is listed twice")
+            table[digest] = tenant
+        return cls(table)
+
+    def __bool__(self) -> bool:
+        return bool(self.tenants_by_digest)
+
+    def tenant_for(self, metadata: Iterable[tuple[str, str | bytes]]) -> str:
+        """The tenant of the call's key; Unauthenticated when it is missing or unknown."""
+        presented = None
+        for name, value in metadata:
+            if isinstance(value, bytes):
+                continue
+            if name == "x-api-key":
+                presented = value.strip()
+            elif name == "authorization" and value[:7].lower() == "bearer ":
+                presented = value[7:].strip()
+        if not presented:
+            raise Unauthenticated(
+                "API_KEY_MISSING",
+                "this server needs an API key: send metadata 'authorization: Bearer <key>'",
+            )
+        tenant = self.tenants_by_digest.get(_digest(presented))
+        if tenant is None:
+            raise Unauthenticated("API_KEY_INVALID", "the API key is not valid")
+        return tenant
+
+
+if TYPE_CHECKING:  # generic only in grpc-stubs, not at run time
+    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    _Interceptor = grpc.aio.ServerInterceptor
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
+
+
+class ApiKeyInterceptor(_Interceptor):
+    """Rejects memori.v1 calls without a valid key; the handler then runs as its tenant."""
+
+    def __init__(self, keys: ApiKeys) -> None:
+        self._keys = keys
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        if not handler_call_details.method.startswith(PROTECTED_PREFIX):
+            return handler
+        behavior = handler.unary_unary
+        keys = self._keys
+
+        async def authenticated(request: Any, context: Any) -> Any:
+            try:
+                tenant = keys.tenant_for(context.invocation_metadata() or ())
+            except Unauthenticated as error:
+                await abort_with(context, error)
+            current_tenant.set(tenant)  # this call's task only
+            return await behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            authenticated,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
