@@ -70,7 +70,7 @@ class Database:
         self._points: PointReader = (
             PostgresPointReader(self.engine, pool_size)
             if self.dialect == "postgresql"
-            else SqlitePointReader(self._reader)
+            else SqlitePointReader(self.engine)
         )
 
     async def _run(self, function: Callable[[], T]) -> T:

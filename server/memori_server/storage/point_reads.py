@@ -1,31 +1,70 @@
 """The hot path of `Get`: fetch one row by key without a thread hand-off.
 
-`Database` runs transactions in worker threads; for a single-row read by key that hop costs
-more than the read. SQLite (WAL) reads on the event loop through one kept-open connection,
-since WAL readers never wait for writers. PostgreSQL reads through psycopg's own async pool
-(autocommit, server time zone UTC) with the SQL SQLAlchemy compiled once per statement;
-when that pool cannot serve at once (busy, or connections lost), the read falls back to
-the thread path.
+`Database` runs transactions in worker threads; for a single-row read by key that hop, and
+SQLAlchemy's per-execution machinery, cost more than the read itself. Here SQLAlchemy still
+writes the SQL and converts the values (its public type processors), once per statement,
+and the driver runs it directly:
+- SQLite (WAL) reads on the event loop through one kept-open autocommit connection, since
+  WAL readers never wait for writers;
+- PostgreSQL reads through psycopg's own async pool (autocommit); when that pool cannot
+  serve at once (busy, or connections lost) the read falls back to the thread path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import psycopg
-from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import Select
 
 FAST_PATH_WAIT = 0.2  # seconds to wait for a free connection before taking the slow path
+Processor = Callable[[Any], Any] | None
 
 
 class FastPathUnavailable(Exception):
     """The fast path cannot answer now; the caller takes the thread path, which either
     answers or reports the outage at once."""
+
+
+class CompiledRead:
+    """A SELECT compiled for one dialect, with the bind and result conversions of its types."""
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self._positional = compiled.positional
+        names: Sequence[str] = compiled.positiontup or list(compiled.binds)
+        self._binds = [(name, compiled.binds[name].type.bind_processor(dialect)) for name in names]
+        columns = list(statement.selected_columns)
+        self._results: list[Processor] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+        self._row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+
+    def parameters(self, values: dict[str, Any]) -> Any:
+        converted = [
+            (name, process(values[name]) if process else values[name])
+            for name, process in self._binds
+        ]
+        return [value for _, value in converted] if self._positional else dict(converted)
+
+    def row(self, raw: Sequence[Any] | None) -> Any:
+        if raw is None:
+            return None
+        return self._row(
+            *(
+                process(value) if process else value
+                for process, value in zip(self._results, raw, strict=True)
+            )
+        )
 
 
 class PointReader(Protocol):
@@ -34,22 +73,41 @@ class PointReader(Protocol):
     async def close(self) -> None: ...
 
 
-class SqlitePointReader:
-    """Reads inline through one autocommit connection (no BEGIN: each SELECT stands alone)."""
+class _Compiler:
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._cache: dict[int, CompiledRead] = {}
 
-    def __init__(self, reader: Engine) -> None:
-        self._reader = reader
-        self._connection: Connection | None = None
+    def __call__(self, statement: Select[Any]) -> CompiledRead:
+        key = id(statement)  # hot-path statements are module-level constants
+        if key not in self._cache:
+            self._cache[key] = CompiledRead(statement, self._dialect)
+        return self._cache[key]
+
+
+class SqlitePointReader:
+    """Reads inline through one autocommit sqlite3 connection (each SELECT stands alone)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._compiled = _Compiler(engine.dialect)
+        self._connection: Any = None  # a pooled DBAPI connection, kept while the server runs
 
     async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
+        read = self._compiled(statement)
         if self._connection is None:
-            self._connection = self._reader.connect()
+            self._connection = self._engine.raw_connection()  # autocommit: see engine.py
         try:
-            return self._connection.execute(statement, parameters).first()
-        except DBAPIError:  # a broken connection is replaced on the next read
-            self._connection.close()
+            cursor = self._connection.cursor()
+            try:
+                cursor.execute(read.sql, read.parameters(parameters))
+                return read.row(cursor.fetchone())
+            finally:
+                cursor.close()
+        except sqlite3.OperationalError as error:  # replaced by a new connection next time
+            self._connection.invalidate()
             self._connection = None
-            raise
+            raise OperationalError(read.sql, parameters, error) from error
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -58,10 +116,9 @@ class SqlitePointReader:
 
 
 class PostgresPointReader:
-    """psycopg's async pool on the event loop; statements compiled by SQLAlchemy once."""
+    """psycopg's async pool on the event loop."""
 
     def __init__(self, engine: Engine, pool_size: int) -> None:
-        self._dialect = engine.dialect
         conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             conninfo,
@@ -69,28 +126,21 @@ class PostgresPointReader:
             max_size=pool_size,
             open=False,
             timeout=10,
-            kwargs={"autocommit": True, "options": "-c timezone=UTC"},
+            kwargs={"autocommit": True},
         )
         self._opened = False
-        self._sql: dict[int, str] = {}
+        self._compiled = _Compiler(engine.dialect)
         self._checks: set[asyncio.Task[None]] = set()
 
-    def _compiled(self, statement: Select[Any]) -> str:
-        key = id(statement)  # hot-path statements are module-level constants
-        if key not in self._sql:
-            self._sql[key] = str(statement.compile(dialect=self._dialect))
-        return self._sql[key]
-
     async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
-        sql = self._compiled(statement).encode()
+        read = self._compiled(statement)
         try:
             if not self._opened:
                 await self._pool.open(wait=False)
                 self._opened = True
             async with self._pool.connection(timeout=FAST_PATH_WAIT) as connection:
-                cursor = connection.cursor(row_factory=namedtuple_row)
-                await cursor.execute(sql, parameters)
-                return await cursor.fetchone()
+                cursor = await connection.execute(read.sql.encode(), read.parameters(parameters))
+                return read.row(await cursor.fetchone())
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError) as error:
             # Idle connections die with a database restart: drop them in the background.
             self._checks.add(task := asyncio.create_task(self._pool.check()))
