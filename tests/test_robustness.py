@@ -69,11 +69,16 @@ def _random_call(sessions: SessionServiceStub, rng: random.Random) -> None:
     elif method == "Get":
         sessions.Get(session_pb2.GetRequest(session_id=_text(rng), attribution=who))
     elif method == "List":
-        sessions.List(
-            session_pb2.ListRequest(
-                attribution=who, page_size=rng.randint(-5, 5000), page_token=_text(rng)
-            )
+        request = session_pb2.ListRequest(
+            attribution=who, page_size=rng.randint(-5, 5000), page_token=_text(rng)
         )
+        if rng.random() < 0.5:
+            request.min_update_time.seconds = rng.randint(-(10**12), 10**12)
+            request.min_update_time.nanos = rng.randint(-(10**9), 10**9)
+        if rng.random() < 0.5:
+            request.active_within.seconds = rng.randint(-(10**12), 10**12)
+            request.active_within.nanos = rng.randint(-(10**9), 10**9)
+        sessions.List(request)
     elif method == "Delete":
         sessions.Delete(session_pb2.DeleteRequest(session_id=_text(rng)))
     else:
@@ -88,7 +93,7 @@ def test_random_requests_never_fail_as_internal_or_unknown(
     sessions: SessionServiceStub,
 ) -> None:
     rng = random.Random(20261128)
-    for _ in range(150):
+    for _ in range(300):
         try:
             _random_call(sessions, rng)
         except grpc.RpcError as error:
@@ -98,3 +103,15 @@ def test_random_requests_never_fail_as_internal_or_unknown(
     assert sessions.Reset(
         session_pb2.ResetRequest(attribution=common_pb2.Attribution(entity_id="after-fuzz"))
     ).session.id
+
+
+def test_oversize_messages_are_refused_with_a_clear_status(
+    sessions: SessionServiceStub,
+) -> None:
+    """gRPC itself refuses a message above --max-message-bytes (4 MiB) before any handler."""
+    huge = common_pb2.Attribution(entity_id="x" * (5 * 1024 * 1024))
+    with pytest.raises(grpc.RpcError) as caught:
+        sessions.Reset(session_pb2.ResetRequest(attribution=huge))
+    failed = CallFailed(caught.value)
+    assert failed.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in failed.message

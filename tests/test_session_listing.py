@@ -239,3 +239,28 @@ def test_page_size_zero_and_huge_are_coerced(sessions: SessionServiceStub, page_
     make_sessions(sessions, who, 3)
     page = sessions.List(session_pb2.ListRequest(attribution=who, page_size=page_size))
     assert len(page.sessions) == 3
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"min_update_time": timestamp_pb2.Timestamp(seconds=-99_999_999_999)}, "min_update_time"),
+        ({"min_update_time": timestamp_pb2.Timestamp(seconds=1, nanos=-5)}, "min_update_time"),
+        ({"active_within": duration_pb2.Duration(seconds=0)}, "active_within"),
+        ({"active_within": duration_pb2.Duration(seconds=-86400)}, "active_within"),
+    ],
+)
+def test_list_rejects_out_of_range_filters(
+    sessions: SessionServiceStub, filters: dict[str, object], field: str
+) -> None:
+    request = session_pb2.ListRequest(attribution=attribution(), **filters)  # type: ignore[arg-type]
+    failed = call_fails(lambda: sessions.List(request), INVALID)
+    assert field in failed.field_violations
+
+
+def test_list_with_an_enormous_window_admits_everything(sessions: SessionServiceStub) -> None:
+    who = attribution()
+    created = make_sessions(sessions, who, 2)
+    window = duration_pb2.Duration(seconds=315_576_000_000)  # the largest valid Duration
+    listed = sessions.List(session_pb2.ListRequest(attribution=who, active_within=window))
+    assert [s.id for s in listed.sessions] == created[::-1]

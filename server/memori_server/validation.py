@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from memori_server.errors import InvalidArgument
 
@@ -73,3 +76,29 @@ def page_size(value: int, default: int, field: str, violations: Violations) -> i
     if value == 0:
         return default
     return min(value, MAX_PAGE_SIZE)
+
+
+def update_time_floor(
+    min_update_time: timestamp_pb2.Timestamp | None,
+    active_within: duration_pb2.Duration | None,
+    violations: Violations,
+) -> datetime | None:
+    """The earliest `update_time` a List call admits (the later of both filters), if any."""
+    floors: list[datetime] = []
+    if min_update_time is not None:
+        try:
+            floors.append(min_update_time.ToDatetime(tzinfo=UTC))
+        except (ValueError, OverflowError) as error:
+            violations.add("min_update_time", f"not a valid timestamp: {error}")
+    if active_within is not None:
+        try:
+            window = active_within.ToTimedelta()
+        except (ValueError, OverflowError) as error:
+            violations.add("active_within", f"not a valid duration: {error}")
+        else:
+            now = datetime.now(UTC)
+            if window <= timedelta(0):
+                violations.add("active_within", "must be a positive duration, e.g. 86400s")
+            elif window < now - datetime.min.replace(tzinfo=UTC):
+                floors.append(now - window)  # a longer window admits everything
+    return max(floors) if floors else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from memori_proto.v1 import common_pb2, session_pb2, session_pb2_grpc
 
@@ -101,15 +101,11 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
         limit = validation.page_size(
             request.page_size, DEFAULT_SESSION_PAGE, "page_size", violations
         )
-        bounds: list[datetime] = []
-        if request.HasField("min_update_time"):
-            bounds.append(request.min_update_time.ToDatetime(tzinfo=UTC))
-        if request.HasField("active_within"):
-            window = request.active_within.ToTimedelta()
-            if window.total_seconds() <= 0:
-                violations.add("active_within", "must be a positive duration, e.g. 86400s")
-            else:
-                bounds.append(datetime.now(UTC) - window)
+        floor = validation.update_time_floor(
+            request.min_update_time if request.HasField("min_update_time") else None,
+            request.active_within if request.HasField("active_within") else None,
+            violations,
+        )
         violations.raise_if_any()
         tenant = tenant_of(context)
         # The active_within cutoff is fixed by the first page, so later pages do not shift.
@@ -117,8 +113,8 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
             tenant,
             attribution.entity_id,
             attribution.process_id,
-            request.min_update_time.ToJsonString() if request.HasField("min_update_time") else "",
-            request.active_within.ToJsonString() if request.HasField("active_within") else "",
+            request.min_update_time.SerializeToString().hex(),
+            request.active_within.SerializeToString().hex(),
         )
         after = None
         if request.page_token:
@@ -128,10 +124,10 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
             try:
                 after = SessionCursor(datetime.fromisoformat(position["t"]), str(position["i"]))
                 cutoff = position.get("c")
-                bounds = [datetime.fromisoformat(cutoff)] if cutoff else []
+                floor = datetime.fromisoformat(cutoff) if cutoff else None
             except (KeyError, TypeError, ValueError):
                 raise page_tokens.damaged("page_token") from None
-        min_update_time = max(bounds) if bounds else None
+        min_update_time = floor
         records, more = await self._store.list_sessions(
             tenant, attribution, min_update_time=min_update_time, after=after, limit=limit
         )
