@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from memori_server.errors import ServiceError, abort_with
+from memori_server.interception import Behavior, UnaryInterceptor
 from memori_server.services.tenancy import current_tenant
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -88,28 +89,16 @@ class ApiKeys:
         return tenant
 
 
-if TYPE_CHECKING:  # generic only in grpc-stubs, not at run time
-    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.aio.ServerInterceptor
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
-
-
-class ApiKeyInterceptor(_Interceptor):
+class ApiKeyInterceptor(UnaryInterceptor):
     """Rejects memori.v1 calls without a valid key; the handler then runs as its tenant."""
 
     def __init__(self, keys: ApiKeys) -> None:
         self._keys = keys
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        if not handler_call_details.method.startswith(PROTECTED_PREFIX):
-            return handler
-        behavior = handler.unary_unary
+    def applies_to(self, method: str) -> bool:
+        return method.startswith(PROTECTED_PREFIX)
+
+    def wrap(self, method: str, behavior: Behavior) -> Behavior:
         keys = self._keys
 
         async def authenticated(request: Any, context: Any) -> Any:
@@ -120,8 +109,4 @@ class ApiKeyInterceptor(_Interceptor):
             current_tenant.set(tenant)  # this call's task only
             return await behavior(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            authenticated,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return authenticated

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
+
+from memori_server.interception import Behavior, UnaryInterceptor
 
 HANDLED = Counter(
     "grpc_server_handled_total",
@@ -21,7 +22,6 @@ HANDLING = Histogram(
     ["grpc_type", "grpc_service", "grpc_method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any]"]]
 
 
 def _status_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -29,24 +29,12 @@ def _status_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
-if TYPE_CHECKING:  # generic only in grpc-stubs, not at run time
-    _Interceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:
-    _Interceptor = grpc.aio.ServerInterceptor
-
-
-class MetricsInterceptor(_Interceptor):
+class MetricsInterceptor(UnaryInterceptor):
     """Counts and times unary RPCs; installed only when metrics are enabled."""
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any]:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
-        behavior = handler.unary_unary
-        labels = ("unary", service, method)
+    def wrap(self, method: str, behavior: Behavior) -> Behavior:
+        service, _, name = method.lstrip("/").rpartition("/")
+        labels = ("unary", service, name)
 
         async def observed(request: Any, context: Any) -> Any:
             started = time.perf_counter()
@@ -66,11 +54,7 @@ class MetricsInterceptor(_Interceptor):
                 HANDLED.labels(*labels, code).inc()
                 HANDLING.labels(*labels).observe(time.perf_counter() - started)
 
-        return grpc.unary_unary_rpc_method_handler(
-            observed,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return observed
 
 
 class MetricsEndpoint:
