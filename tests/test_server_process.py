@@ -16,7 +16,9 @@ import pytest
 from memori_proto.v1 import common_pb2, session_pb2
 from memori_proto.v1.session_pb2_grpc import SessionServiceStub
 from memori_server.config import Settings
+from sqlalchemy.engine import make_url
 
+from tests.databases import fresh_postgres_database, postgres_admin_url
 from tests.server_process import SERVER_BIN, ServerProcess
 
 
@@ -163,3 +165,20 @@ def test_missing_server_extra_is_explained() -> None:
     assert result.returncode == 1
     assert "pip install 'memori-grpc[server]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.postgres
+def test_log_masks_the_database_password() -> None:
+    admin_url = postgres_admin_url()
+    if admin_url is None:
+        pytest.skip("set MEMORI_TEST_DATABASE_URL to run against PostgreSQL")
+    with fresh_postgres_database(admin_url) as url:
+        # Trust authentication ignores the password, so the server starts with it.
+        with_password = (
+            make_url(url).set(password="s3cret-pw").render_as_string(hide_password=False)
+        )
+        with ServerProcess(with_password) as server:
+            pass
+    assert "database=postgresql://" in server.log
+    assert ":***@" in server.log
+    assert "s3cret-pw" not in server.log
