@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memori_proto.v1 import common_pb2, session_pb2
 from memori_proto.v1.session_pb2_grpc import SessionServiceStub
-from memori_server.app import StartupError, load_api_keys
+from memori_server.auth import load_api_keys
 
 from tests.conftest import make_settings
 from tests.factories import attribution, new_id
@@ -118,7 +118,7 @@ def test_malformed_keys_stop_startup_with_a_clear_message(
     tmp_path: Path, keys: str, message: str
 ) -> None:
     settings = make_settings(f"sqlite:///{tmp_path / 'k.db'}", api_keys=keys)
-    with pytest.raises(StartupError, match=message):
+    with pytest.raises(ValueError, match=message):
         load_api_keys(settings)
 
 

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs lacks aio
 from memori_proto.v1 import session_pb2
 
-from memori_server.auth import ApiKeyInterceptor, ApiKeys
+from memori_server.auth import ApiKeyInterceptor, load_api_keys
 from memori_server.config import Settings, parse_listen
 from memori_server.health import DatabaseHealth
 from memori_server.metrics import MetricsEndpoint, MetricsInterceptor
@@ -69,25 +69,6 @@ async def open_database(database_url: str, pool_size: int, *, migrate_schema: bo
     return database
 
 
-def load_api_keys(settings: Settings) -> ApiKeys:
-    """Keys from --api-keys and --api-keys-file; StartupError names a malformed entry."""
-    try:
-        entries = settings.api_keys.get_secret_value().split(",")
-        inline = ApiKeys.parse(entries, "api_keys")
-        from_file = (
-            ApiKeys.parse(
-                settings.api_keys_file.read_text().splitlines(), str(settings.api_keys_file)
-            )
-            if settings.api_keys_file
-            else ApiKeys({})
-        )
-    except (OSError, ValueError) as error:
-        raise StartupError(f"cannot load API keys: {error}") from error
-    if set(inline.tenants_by_digest) & set(from_file.tenants_by_digest):
-        raise StartupError("cannot load API keys: a key is in both api_keys and api_keys_file")
-    return ApiKeys({**inline.tenants_by_digest, **from_file.tenants_by_digest})
-
-
 class MemoriServer:
     """One server process. Stateless apart from the database, so many can share one."""
 
@@ -122,7 +103,10 @@ class MemoriServer:
         """Open storage, bind, start serving; returns the bound port."""
         settings = self.settings
         store = await self._open_storage()
-        keys = load_api_keys(settings)
+        try:
+            keys = load_api_keys(settings)
+        except ValueError as error:
+            raise StartupError(f"cannot load API keys: {error}") from error
         interceptors: list[Any] = [MetricsInterceptor()] if settings.metrics_listen else []
         if keys:
             interceptors.append(ApiKeyInterceptor(keys))

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from memori_server.config import Settings
 from memori_server.errors import ServiceError, abort_with
 from memori_server.interception import Behavior, UnaryInterceptor
 from memori_server.services.tenancy import current_tenant
@@ -87,6 +88,21 @@ class ApiKeys:
         if tenant is None:
             raise Unauthenticated("API_KEY_INVALID", "the API key is not valid")
         return tenant
+
+
+def load_api_keys(settings: Settings) -> ApiKeys:
+    """Keys from --api-keys and --api-keys-file; ValueError names a malformed entry."""
+    inline = ApiKeys.parse(settings.api_keys.get_secret_value().split(","), "api_keys")
+    from_file = ApiKeys({})
+    if settings.api_keys_file is not None:
+        try:
+            lines = settings.api_keys_file.read_text().splitlines()
+        except OSError as error:
+            raise ValueError(f"{settings.api_keys_file}: {error.strerror}") from error
+        from_file = ApiKeys.parse(lines, str(settings.api_keys_file))
+    if set(inline.tenants_by_digest) & set(from_file.tenants_by_digest):
+        raise ValueError("a key is in both api_keys and api_keys_file")
+    return ApiKeys({**inline.tenants_by_digest, **from_file.tenants_by_digest})
 
 
 class ApiKeyInterceptor(UnaryInterceptor):
