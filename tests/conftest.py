@@ -16,19 +16,38 @@ from tests.in_process import InProcessServer
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A fresh, empty database of each backend for this test run."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path_factory.mktemp("sqlite"))
-        return
+def _postgres_or_skip() -> Iterator[str]:
     admin_url = postgres_admin_url()
     if admin_url is None:
         pytest.skip("set MEMORI_TEST_DATABASE_URL to run against PostgreSQL")
     with fresh_postgres_database(admin_url) as url:
         yield url
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh, empty database of each backend, shared by this test run."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path_factory.mktemp("sqlite"))
+    else:
+        yield from _postgres_or_skip()
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database of each backend for one test alone."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+    else:
+        yield from _postgres_or_skip()
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test; skipped without one configured."""
+    yield from _postgres_or_skip()
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from memori_server.storage.migrate import migrate
 from memori_server.storage.tables import metadata
 from sqlalchemy.engine import Connection
 
-from tests.databases import fresh_postgres_database, postgres_admin_url
 from tests.server_process import SERVER_BIN, ServerProcess
 
 
@@ -33,16 +31,10 @@ async def _migrate_and_compare(database_url: str) -> tuple[str | None, list[obje
         await database.close()
 
 
-def test_migrations_match_the_table_definitions(tmp_path: Path) -> None:
-    urls = [f"sqlite:///{tmp_path / 'schema.db'}"]
-    admin_url = postgres_admin_url()
-    with fresh_postgres_database(admin_url) if admin_url else nullcontext() as pg_url:
-        if pg_url:
-            urls.append(pg_url)
-        for url in urls:
-            revision, differences = asyncio.run(_migrate_and_compare(url))
-            assert revision == "0001"
-            assert differences == [], f"{url}: migrations and tables.py differ"
+def test_migrations_match_the_table_definitions(fresh_database_url: str) -> None:
+    revision, differences = asyncio.run(_migrate_and_compare(fresh_database_url))
+    assert revision == "0001"
+    assert differences == [], "migrations and tables.py differ"
 
 
 def test_migrate_command_and_no_migrate_on_start(tmp_path: Path) -> None:
@@ -66,21 +58,17 @@ def test_migrate_command_and_no_migrate_on_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_concurrent_server_starts_migrate_once() -> None:
-    admin_url = postgres_admin_url()
-    if admin_url is None:
-        pytest.skip("set MEMORI_TEST_DATABASE_URL to run against PostgreSQL")
-    with fresh_postgres_database(admin_url) as url:
-        commands = [
-            subprocess.Popen(
-                [str(SERVER_BIN), "migrate", "--database-url", url],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for _ in range(4)
-        ]
-        outputs = [command.communicate(timeout=60)[0] for command in commands]
-        assert [command.returncode for command in commands] == [0, 0, 0, 0], outputs
-        upgrades = sum(output.count("Running upgrade  -> 0001") for output in outputs)
-        assert upgrades == 1
+def test_concurrent_server_starts_migrate_once(fresh_postgres_url: str) -> None:
+    commands = [
+        subprocess.Popen(
+            [str(SERVER_BIN), "migrate", "--database-url", fresh_postgres_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [command.communicate(timeout=60)[0] for command in commands]
+    assert [command.returncode for command in commands] == [0, 0, 0, 0], outputs
+    upgrades = sum(output.count("Running upgrade  -> 0001") for output in outputs)
+    assert upgrades == 1

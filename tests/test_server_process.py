@@ -18,7 +18,6 @@ from memori_proto.v1.session_pb2_grpc import SessionServiceStub
 from memori_server.config import Settings
 from sqlalchemy.engine import make_url
 
-from tests.databases import fresh_postgres_database, postgres_admin_url
 from tests.server_process import SERVER_BIN, ServerProcess
 
 
@@ -168,17 +167,11 @@ def test_missing_server_extra_is_explained() -> None:
 
 
 @pytest.mark.postgres
-def test_log_masks_the_database_password() -> None:
-    admin_url = postgres_admin_url()
-    if admin_url is None:
-        pytest.skip("set MEMORI_TEST_DATABASE_URL to run against PostgreSQL")
-    with fresh_postgres_database(admin_url) as url:
-        # Trust authentication ignores the password, so the server starts with it.
-        with_password = (
-            make_url(url).set(password="s3cret-pw").render_as_string(hide_password=False)
-        )
-        with ServerProcess(with_password) as server:
-            pass
+def test_log_masks_the_database_password(fresh_postgres_url: str) -> None:
+    # Trust authentication ignores the password, so the server starts with it.
+    url = make_url(fresh_postgres_url).set(password="s3cret-pw")
+    with ServerProcess(url.render_as_string(hide_password=False)) as server:
+        pass
     assert "database=postgresql://" in server.log
     assert ":***@" in server.log
     assert "s3cret-pw" not in server.log
