@@ -98,6 +98,19 @@ def test_contract_is_clean(args: list[str]) -> None:
     assert result.returncode == 0, f"`buf {' '.join(args)}` is not clean:\n{_output(result)}"
 
 
+def _isolated_python(code: str, cwd: Path, *paths: Path) -> subprocess.CompletedProcess[str]:
+    """Run `code` with exactly `paths` importable: no site-packages path tricks, no cwd."""
+    return subprocess.run(
+        [PYTHON, "-P", "-s", "-c", code],
+        cwd=cwd,
+        env=python_env(*paths),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 _SHADOW_PROBE = """
 import json, sys
 import memori_proto.v1.common_pb2 as common_pb2
@@ -128,15 +141,7 @@ def test_stubs_import_next_to_a_memori_package(tmp_path: Path) -> None:
     empty_cwd = tmp_path / "cwd"
     empty_cwd.mkdir()
 
-    result = subprocess.run(
-        [PYTHON, "-P", "-s", "-c", _SHADOW_PROBE],
-        cwd=empty_cwd,
-        env=python_env(sdk, GEN_PYTHON),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _isolated_python(_SHADOW_PROBE, empty_cwd, sdk, GEN_PYTHON)
     assert result.returncode == 0, f"stubs do not import next to `memori`:\n{_output(result)}"
     probe = json.loads(result.stdout)
     assert not probe["stubs_imported_memori"], "the generated stubs import top-level `memori`"
@@ -159,15 +164,7 @@ print(json.dumps({
 def test_client_does_not_import_server_dependencies(tmp_path: Path) -> None:
     """`pip install memori-grpc` (no extras) lacks the server's libraries, so the client
     must import without them."""
-    result = subprocess.run(
-        [PYTHON, "-P", "-s", "-c", _CLIENT_PROBE],
-        cwd=tmp_path,
-        env=python_env(CLIENT_PY, GEN_PYTHON),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _isolated_python(_CLIENT_PROBE, tmp_path, CLIENT_PY, GEN_PYTHON)
     assert result.returncode == 0, f"`import memori_client` failed:\n{_output(result)}"
     probe = json.loads(result.stdout)
     assert Path(probe["file"]).is_relative_to(CLIENT_PY), probe["file"]
