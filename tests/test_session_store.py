@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -102,3 +103,28 @@ def test_current_session_expires_after_the_idle_window(database_url: str) -> Non
             )
     finally:
         idle.close()
+
+
+def test_many_concurrent_writers_all_succeed(channel: grpc.Channel) -> None:
+    """SQLite queues writers (BEGIN IMMEDIATE + busy timeout) instead of failing them."""
+    stub = SessionServiceStub(channel)
+    who = common_pb2.Attribution(entity_id=f"user-{new_id()}", process_id="load")
+
+    def reset_and_set(index: int) -> str:
+        created = stub.Reset(session_pb2.ResetRequest(attribution=who)).session.id
+        if index % 2:
+            stub.Set(session_pb2.SetRequest(attribution=who, session_id=created))
+        return created
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = set(pool.map(reset_and_set, range(200)))
+    assert len(ids) == 200
+    listed: set[str] = set()
+    token = ""
+    while True:
+        page = stub.List(session_pb2.ListRequest(attribution=who, page_size=1000, page_token=token))
+        listed |= {session.id for session in page.sessions}
+        token = page.next_page_token
+        if not token:
+            break
+    assert listed == ids
