@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from memori_server.app import MemoriServer, StartupError, open_database
 from memori_server.config import Settings
@@ -20,14 +20,22 @@ log = logging.getLogger("memori_server")
 MIGRATE_FIELDS = ("database_url", "log_level", "log_format")
 
 
+def _shown_default(name: str) -> str:
+    if name == "database_url":
+        return "a memori.db file in the working directory"
+    default = Settings.model_fields[name].default
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, SecretStr):
+        default = default.get_secret_value()
+    return "unset" if default in (None, "") else str(default)
+
+
 def _add_setting_flags(parser: argparse.ArgumentParser, fields: Sequence[str]) -> None:
     for name in fields:
         info = Settings.model_fields[name]
         env = f"MEMORI_{name.upper()}"
-        default = (
-            "a memori.db file in the working directory" if name == "database_url" else info.default
-        )
-        help_text = f"{info.description} [env {env}; default: {default}]"
+        help_text = f"{info.description} [env {env}; default: {_shown_default(name)}]"
         flag = f"--{name.replace('_', '-')}"
         if info.annotation is bool:
             parser.add_argument(

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     api_keys: SecretStr = Field(
         SecretStr(""),
         description="Comma-separated tenant=key pairs (or tenant=sha256:<hex of key>); when "
-        "set, memori.v1 calls need 'authorization: Bearer <key>' and act for that tenant.",
+        "set, memori.v1 calls need 'authorization: Bearer <key>' and act for that tenant. "
+        "Prefer the variable or --api-keys-file: command lines are visible to other users.",
     )
     api_keys_file: Path | None = Field(
         None, description="File of tenant=key lines (# comments), in addition to --api-keys."
