@@ -39,6 +39,11 @@ def main() -> int:
         recent = sessions.List(session_pb2.ListRequest(attribution=who, active_within=day))
         print(f"{len(recent.sessions)} session(s) active in the last 24 h")
 
+        history = sessions.ListMessages(
+            session_pb2.ListMessagesRequest(session_id=started.id, attribution=who)
+        )
+        print(f"{len(history.messages)} stored message(s)")  # chat turns land here
+
         sessions.Delete(session_pb2.DeleteRequest(session_id=started.id, attribution=who))
         try:
             sessions.Get(session_pb2.GetRequest(session_id=started.id))

@@ -24,3 +24,4 @@ def test_session_lifecycle_example(server: InProcessServer) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "after Delete: NOT_FOUND" in result.stdout
     assert "1 session(s) active in the last 24 h" in result.stdout
+    assert "0 stored message(s)" in result.stdout
