@@ -18,12 +18,12 @@ from pathlib import Path
 
 from bench import session_get
 from bench.launch import (
-    BenchServer,
     bench_server,
     postgres_admin_url,
     postgres_database,
     sqlite_database,
 )
+from tests.server_process import ServerProcess
 
 
 def _databases(
@@ -37,7 +37,7 @@ def _databases(
 @contextmanager
 def _server(
     backend: str, database_url: str, profile: Path | None, time_layers: bool
-) -> Iterator[BenchServer]:
+) -> Iterator[ServerProcess]:
     extra = [
         *(["--profile", str(profile)] if profile else []),
         *(["--time-layers"] if time_layers else []),

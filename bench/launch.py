@@ -11,10 +11,7 @@ from tests.databases import fresh_postgres_database, postgres_admin_url
 from tests.server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-BenchServer = ServerProcess
-
 __all__ = [
-    "BenchServer",
     "bench_server",
     "postgres_admin_url",
     "postgres_database",
