@@ -12,24 +12,29 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs lacks aio
-from memori_proto.v1 import session_pb2
+from memori_proto.v1 import chat_pb2, session_pb2
 
 from memori_server.auth import ApiKeyInterceptor, load_api_keys
+from memori_server.chat.upstream import Upstream
 from memori_server.config import Settings, parse_listen
 from memori_server.health import DatabaseHealth
 from memori_server.metrics import MetricsEndpoint, MetricsInterceptor
 from memori_server.reflection import enable_reflection
 from memori_server.registration import add_service
+from memori_server.services.chat_service import ChatService
 from memori_server.services.session_service import SessionService
 from memori_server.storage.database import Database
 from memori_server.storage.engine import mask
+from memori_server.storage.idempotency import IdempotencyStore
 from memori_server.storage.migrate import migrate, pending_revision
-from memori_server.storage.session_store import SessionStore
+from memori_server.storage.session_store import SessionStore, utc_now
+from memori_server.storage.turn_store import TurnStore
 from memori_server.transport import BindError, bind
 
 log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
+    chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
 )
 
@@ -88,6 +93,7 @@ class MemoriServer:
         self._health_task: asyncio.Task[None] | None = None
         self._watcher: DatabaseHealth | None = None
         self._metrics: MetricsEndpoint | None = None
+        self._upstream: Upstream | None = None
 
     async def _open_storage(self) -> SessionStore:
         settings = self.settings
@@ -123,6 +129,18 @@ class MemoriServer:
             SessionService(store, settings.session_idle_timeout),
             session_pb2.DESCRIPTOR.services_by_name["SessionService"],
         )
+        assert self._database is not None
+        self._upstream = Upstream(settings)
+        add_service(
+            server,
+            ChatService(
+                TurnStore(self._database),
+                IdempotencyStore(self._database, utc_now),
+                self._upstream,
+                settings,
+            ),
+            chat_pb2.DESCRIPTOR.services_by_name["ChatService"],
+        )
         self._health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         enable_reflection(server, SERVICE_NAMES)
@@ -145,7 +163,7 @@ class MemoriServer:
                 "metrics at /metrics", extra={"address": f"{metrics_host}:{self._metrics.port}"}
             )
         self._watcher = watcher = DatabaseHealth(
-            self._health, store, SERVICE_NAMES[:1], settings.health_check_interval
+            self._health, store, SERVICE_NAMES[:2], settings.health_check_interval
         )
         await watcher.probe()
         await server.start()
@@ -163,6 +181,7 @@ class MemoriServer:
                 "tls": settings.tls_cert_file is not None,
                 "api_keys": len(keys.tenants_by_digest),
                 "database": mask(settings.database_url),
+                "upstream": self._upstream.base_url,
             },
         )
         return self.port
@@ -182,6 +201,8 @@ class MemoriServer:
             await self._health_task
         if self._server is not None:
             await self._server.stop(grace)
+        if self._upstream is not None:
+            await self._upstream.close()
         if self._database is not None:
             await self._database.close()
         if self._metrics is not None:

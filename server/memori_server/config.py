@@ -66,6 +66,45 @@ class Settings(BaseSettings):
     metrics_listen: str = Field(
         "", description="HOST:PORT serving Prometheus metrics at /metrics; empty: off."
     )
+    upstream_base_url: str = Field(
+        "",
+        description="Base URL of the OpenAI-compatible upstream, e.g. https://api.openai.com/v1 "
+        "or http://localhost:11434/v1 (Ollama); empty: OPENAI_BASE_URL, else OpenAI's.",
+    )
+    upstream_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="API key sent to the upstream; empty: OPENAI_API_KEY. Prefer the variable: "
+        "command lines are visible to other users.",
+    )
+    upstream_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds an upstream call may take when the caller sets no gRPC deadline "
+        "(with a deadline, the time left is the upstream timeout).",
+    )
+    upstream_max_retries: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Retries of a failed upstream call (connection errors, 408/409/429/5xx) with "
+        "the openai SDK's backoff, within the caller's deadline. Default 0: the caller sees the "
+        "upstream's error (with RetryInfo) and decides.",
+    )
+    upstream_max_connections: int = Field(
+        1000, ge=1, description="Pooled HTTP connections to the upstream, per process."
+    )
+    history_token_budget: int = Field(
+        8000,
+        ge=0,
+        description="Tokens of stored history sent upstream per call; the oldest whole turns "
+        "beyond it are left out (they stay stored). 0 sends no stored history.",
+    )
+    idempotency_ttl: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds a request_id is remembered; a retry within it returns the stored "
+        "result without calling the upstream again.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest log level written."
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -146,6 +146,16 @@ async def abort_with(context: Context, error: ServiceError) -> None:
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+async def _abort_for(error: Exception, context: Context, rpc: str) -> None:
+    """Abort the call with the status `error` maps to; always raises."""
+    if isinstance(error, ServiceError):
+        if isinstance(error, StorageUnavailable):
+            log.warning("database unavailable", extra={"rpc": rpc, "error": error.message})
+        await abort_with(context, error)
+    log.error("unexpected error", extra={"rpc": rpc}, exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal server error; see server log")
+
+
 def maps_errors(handler: Handler[_Self, _Req, _Resp]) -> Handler[_Self, _Req, _Resp]:
     """Turn domain errors into rich statuses and unexpected ones into a logged INTERNAL."""
 
@@ -153,18 +163,32 @@ def maps_errors(handler: Handler[_Self, _Req, _Resp]) -> Handler[_Self, _Req, _R
     async def wrapper(self: _Self, request: _Req, context: Context) -> _Resp:
         try:
             return await handler(self, request, context)
-        except ServiceError as error:
-            if isinstance(error, StorageUnavailable):
-                log.warning(
-                    "database unavailable", extra={"rpc": handler.__name__, "error": error.message}
-                )
-            await abort_with(context, error)
         except grpc.aio.AbortError:
             raise
-        except Exception:
-            log.exception("unexpected error", extra={"rpc": handler.__name__})
-            await context.abort(grpc.StatusCode.INTERNAL, "internal server error; see server log")
+        except Exception as error:
+            await _abort_for(error, context, handler.__name__)
         raise AssertionError("unreachable: abort raises")
+
+    return wrapper
+
+
+StreamHandler = Callable[[_Self, _Req, Context], AsyncIterator[_Resp]]
+
+
+def maps_stream_errors(
+    handler: StreamHandler[_Self, _Req, _Resp],
+) -> StreamHandler[_Self, _Req, _Resp]:
+    """`maps_errors` for server-streaming handlers: the error ends the stream's status."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: _Self, request: _Req, context: Context) -> AsyncIterator[_Resp]:
+        try:
+            async for response in handler(self, request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await _abort_for(error, context, handler.__name__)
 
     return wrapper
 
@@ -180,4 +204,5 @@ __all__ = [
     "StorageUnavailable",
     "abort_with",
     "maps_errors",
+    "maps_stream_errors",
 ]

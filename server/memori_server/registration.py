@@ -7,7 +7,7 @@ turns it into INVALID_ARGUMENT, so no client input can produce INTERNAL.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -18,36 +18,53 @@ from google.protobuf.message import DecodeError, Message
 from memori_server.errors import Context, InvalidArgument, abort_with
 
 Behavior = Callable[[Message, Context], Awaitable[Message]]
+StreamBehavior = Callable[[Message, Context], AsyncIterator[Message]]
+
+
+async def _parse(method: MethodDescriptor, raw: Any, context: Context) -> Message:
+    request_class = message_factory.GetMessageClass(method.input_type)
+    try:
+        request: Message = request_class.FromString(raw)
+    except (DecodeError, ValueError) as error:
+        invalid = InvalidArgument(
+            [("request", f"not a valid {method.input_type.full_name}: {error}")]
+        )
+        await abort_with(context, invalid)
+        raise  # unreachable: abort raises
+    return request
 
 
 def _parsing(method: MethodDescriptor, behavior: Behavior) -> Behavior:
-    request_class = message_factory.GetMessageClass(method.input_type)
-
     async def handle(raw: Any, context: Context) -> Message:
-        try:
-            request = request_class.FromString(raw)
-        except (DecodeError, ValueError) as error:
-            invalid = InvalidArgument(
-                [("request", f"not a valid {method.input_type.full_name}: {error}")]
-            )
-            await abort_with(context, invalid)
-            raise  # unreachable: abort raises
-        return await behavior(request, context)
+        return await behavior(await _parse(method, raw, context), context)
+
+    return handle
+
+
+def _parsing_stream(method: MethodDescriptor, behavior: StreamBehavior) -> StreamBehavior:
+    async def handle(raw: Any, context: Context) -> AsyncIterator[Message]:
+        async for response in behavior(await _parse(method, raw, context), context):
+            yield response
 
     return handle
 
 
 def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
-    """Expose every unary method of `service` implemented by `servicer` on `server`."""
+    """Expose the unary and server-streaming methods of `service` that `servicer` implements."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
-        if method.client_streaming or method.server_streaming:
-            raise NotImplementedError(f"{method.full_name}: only unary methods are supported")
-        response_class = message_factory.GetMessageClass(method.output_type)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _parsing(method, getattr(servicer, method.name)),
-            response_serializer=response_class.SerializeToString,
-        )
+        if method.client_streaming:
+            raise NotImplementedError(f"{method.full_name}: client streaming is not supported")
+        serializer = message_factory.GetMessageClass(method.output_type).SerializeToString
+        implementation = getattr(servicer, method.name)
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                _parsing_stream(method, implementation), response_serializer=serializer
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                _parsing(method, implementation), response_serializer=serializer
+            )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(service.full_name, handlers),)
     )

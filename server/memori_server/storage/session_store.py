@@ -20,7 +20,12 @@ from sqlalchemy.engine import Row
 from memori_server.errors import AttributionMismatch, NoCurrentSession, SessionNotFound
 from memori_server.storage.database import Database
 from memori_server.storage.records import NewMessage, SessionRecord, StoredMessage
-from memori_server.storage.tables import current_sessions, messages, sessions
+from memori_server.storage.tables import (
+    completion_requests,
+    current_sessions,
+    messages,
+    sessions,
+)
 from memori_server.validation import Attribution
 
 
@@ -36,7 +41,7 @@ class SessionCursor:
     session_id: str
 
 
-def _session_record(row: Row[Any]) -> SessionRecord:
+def session_record(row: Row[Any]) -> SessionRecord:
     return SessionRecord(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -47,7 +52,7 @@ def _session_record(row: Row[Any]) -> SessionRecord:
     )
 
 
-def _stored_message(row: Row[Any]) -> StoredMessage:
+def stored_message(row: Row[Any]) -> StoredMessage:
     return StoredMessage(
         sequence=row.seq,
         message=NewMessage(
@@ -63,7 +68,7 @@ def _stored_message(row: Row[Any]) -> StoredMessage:
     )
 
 
-def _check_owner(row: Row[Any], attribution: Attribution | None) -> None:
+def check_owner(row: Row[Any], attribution: Attribution | None) -> None:
     if attribution is not None and (
         row.entity_id != attribution.entity_id or row.process_id != attribution.process_id
     ):
@@ -72,10 +77,10 @@ def _check_owner(row: Row[Any], attribution: Attribution | None) -> None:
 
 # Hot-path statements are built once: SQLAlchemy then reuses their cache key and compiled
 # form, which costs more per call than the query itself on SQLite.
-_SESSION_BY_ID = select(sessions).where(
+SESSION_BY_ID = select(sessions).where(
     sessions.c.tenant_id == bindparam("tenant_id"), sessions.c.id == bindparam("session_id")
 )
-_CURRENT_SESSION = (
+CURRENT_SESSION = (
     select(sessions)
     .join(
         current_sessions,
@@ -94,10 +99,77 @@ _CURRENT_SESSION = (
 
 
 def _select_session(conn: Connection, tenant_id: str, session_id: str) -> Row[Any]:
-    row = conn.execute(_SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}).first()
+    row = conn.execute(SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}).first()
     if row is None:
         raise SessionNotFound(session_id)
     return row
+
+
+def make_current(
+    conn: Connection, dialect: Any, tenant_id: str, attribution: Attribution, session_id: str
+) -> None:
+    """Point the attribution's current-session pointer at `session_id`."""
+    stmt = dialect.insert(current_sessions).values(
+        tenant_id=tenant_id,
+        entity_id=attribution.entity_id,
+        process_id=attribution.process_id,
+        session_id=session_id,
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "entity_id", "process_id"],
+            set_={"session_id": stmt.excluded.session_id},
+        )
+    )
+
+
+def append_rows(
+    conn: Connection,
+    tenant_id: str,
+    session_id: str,
+    new_messages: Sequence[NewMessage],
+    now: datetime,
+) -> tuple[Row[Any], list[StoredMessage]]:
+    """Append messages with the session's next sequence numbers; returns (session row, stored).
+
+    The counter update locks the session row until commit, so concurrent appends to one
+    session queue up and the sequence stays gap-free and totally ordered.
+    """
+    count = len(new_messages)
+    row = conn.execute(
+        update(sessions)
+        .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
+        .values(message_count=sessions.c.message_count + count, update_time=now)
+        .returning(*sessions.c)
+    ).first()
+    if row is None:
+        raise SessionNotFound(session_id)
+    last = row.message_count
+    stored = [
+        StoredMessage(sequence=last - count + index + 1, message=message, create_time=now)
+        for index, message in enumerate(new_messages)
+    ]
+    if stored:
+        conn.execute(
+            insert(messages),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "session_id": session_id,
+                    "seq": item.sequence,
+                    "role": item.message.role,
+                    "content": item.message.content,
+                    "content_parts": item.message.content_parts,
+                    "name": item.message.name,
+                    "tool_calls": item.message.tool_calls,
+                    "tool_call_id": item.message.tool_call_id,
+                    "token_count": item.message.token_count,
+                    "create_time": now,
+                }
+                for item in stored
+            ],
+        )
+    return row, stored
 
 
 class SessionStore:
@@ -105,22 +177,6 @@ class SessionStore:
         self._db = database
         self._clock = clock
         self._dialect = postgresql if database.dialect == "postgresql" else sqlite
-
-    def _make_current(
-        self, conn: Connection, tenant_id: str, attribution: Attribution, session_id: str
-    ) -> None:
-        stmt = self._dialect.insert(current_sessions).values(
-            tenant_id=tenant_id,
-            entity_id=attribution.entity_id,
-            process_id=attribution.process_id,
-            session_id=session_id,
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["tenant_id", "entity_id", "process_id"],
-                set_={"session_id": stmt.excluded.session_id},
-            )
-        )
 
     async def ping(self) -> None:
         await self._db.ping()
@@ -149,7 +205,7 @@ class SessionStore:
                     message_count=0,
                 )
             )
-            self._make_current(conn, tenant_id, attribution, record.id)
+            make_current(conn, self._dialect, tenant_id, attribution, record.id)
 
         await self._db.write(work)
         return record
@@ -188,8 +244,8 @@ class SessionStore:
             ).first()
             if row is None:
                 raise AttributionMismatch(session_id)
-            self._make_current(conn, tenant_id, attribution, session_id)
-            return _session_record(row), inserted is not None
+            make_current(conn, self._dialect, tenant_id, attribution, session_id)
+            return session_record(row), inserted is not None
 
         return await self._db.write(work)
 
@@ -197,12 +253,12 @@ class SessionStore:
         self, tenant_id: str, session_id: str, attribution: Attribution | None = None
     ) -> SessionRecord:
         row = await self._db.fetch_one(
-            _SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}
+            SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}
         )
         if row is None:
             raise SessionNotFound(session_id)
-        _check_owner(row, attribution)
-        return _session_record(row)
+        check_owner(row, attribution)
+        return session_record(row)
 
     async def get_current(
         self, tenant_id: str, attribution: Attribution, idle_seconds: float
@@ -215,10 +271,10 @@ class SessionStore:
             "process_id": attribution.process_id,
             "active_since": active_since,
         }
-        row = await self._db.fetch_one(_CURRENT_SESSION, parameters)
+        row = await self._db.fetch_one(CURRENT_SESSION, parameters)
         if row is None:
             raise NoCurrentSession(attribution.entity_id, attribution.process_id, idle_seconds)
-        return _session_record(row)
+        return session_record(row)
 
     async def list_sessions(
         self,
@@ -249,7 +305,7 @@ class SessionStore:
             )
         query = query.order_by(sessions.c.update_time.desc(), sessions.c.id.desc())
         rows = await self._db.read_one(lambda conn: conn.execute(query.limit(limit + 1)).all())
-        return [_session_record(row) for row in rows[:limit]], len(rows) > limit
+        return [session_record(row) for row in rows[:limit]], len(rows) > limit
 
     async def delete(
         self, tenant_id: str, session_id: str, attribution: Attribution | None = None
@@ -257,12 +313,18 @@ class SessionStore:
         """Delete a session, its messages and any pointer to it; returns the message count."""
 
         def work(conn: Connection) -> int:
-            _check_owner(_select_session(conn, tenant_id, session_id), attribution)
+            check_owner(_select_session(conn, tenant_id, session_id), attribution)
             deleted = conn.execute(
                 delete(messages).where(
                     messages.c.tenant_id == tenant_id, messages.c.session_id == session_id
                 )
             ).rowcount
+            conn.execute(
+                delete(completion_requests).where(
+                    completion_requests.c.tenant_id == tenant_id,
+                    completion_requests.c.session_id == session_id,
+                )
+            )
             conn.execute(
                 delete(current_sessions).where(
                     current_sessions.c.tenant_id == tenant_id,
@@ -290,7 +352,7 @@ class SessionStore:
         """A page of a session's messages in sequence order; returns (page, more_pages)."""
 
         def work(conn: Connection) -> list[Row[Any]]:
-            _check_owner(_select_session(conn, tenant_id, session_id), attribution)
+            check_owner(_select_session(conn, tenant_id, session_id), attribution)
             return list(
                 conn.execute(
                     select(messages)
@@ -305,52 +367,15 @@ class SessionStore:
             )
 
         rows = await self._db.read(work)
-        return [_stored_message(row) for row in rows[:limit]], len(rows) > limit
+        return [stored_message(row) for row in rows[:limit]], len(rows) > limit
 
     async def append_messages(
         self, tenant_id: str, session_id: str, new_messages: Sequence[NewMessage]
     ) -> list[StoredMessage]:
-        """Append messages atomically with the next sequence numbers of the session.
-
-        The counter update locks the session row until commit, so concurrent appends to one
-        session queue up and the sequence stays gap-free and totally ordered.
-        """
+        """Append messages atomically with the next sequence numbers of the session."""
         now = self._clock()
-        count = len(new_messages)
 
         def work(conn: Connection) -> list[StoredMessage]:
-            last = conn.execute(
-                update(sessions)
-                .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
-                .values(message_count=sessions.c.message_count + count, update_time=now)
-                .returning(sessions.c.message_count)
-            ).scalar_one_or_none()
-            if last is None:
-                raise SessionNotFound(session_id)
-            stored = [
-                StoredMessage(sequence=last - count + index + 1, message=message, create_time=now)
-                for index, message in enumerate(new_messages)
-            ]
-            if stored:
-                conn.execute(
-                    insert(messages),
-                    [
-                        {
-                            "tenant_id": tenant_id,
-                            "session_id": session_id,
-                            "seq": item.sequence,
-                            "role": item.message.role,
-                            "content": item.message.content,
-                            "content_parts": item.message.content_parts,
-                            "name": item.message.name,
-                            "tool_calls": item.message.tool_calls,
-                            "tool_call_id": item.message.tool_call_id,
-                            "token_count": item.message.token_count,
-                            "create_time": now,
-                        }
-                        for item in stored
-                    ],
-                )
-            return stored
+            return append_rows(conn, tenant_id, session_id, new_messages, now)[1]
 
         return await self._db.write(work)

@@ -24,6 +24,7 @@ from sqlalchemy.types import TypeDecorator
 ID_LENGTH = 36
 NAME_LENGTH = 100
 TENANT_LENGTH = 64
+REQUEST_ID_LENGTH = 128
 
 metadata = MetaData(
     naming_convention={
@@ -96,5 +97,20 @@ current_sessions = Table(
     ForeignKeyConstraint(
         ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
     ),
+    Index(None, "tenant_id", "session_id"),
+)
+
+completion_requests = Table(
+    "completion_requests",
+    metadata,
+    Column("tenant_id", String(TENANT_LENGTH), primary_key=True),
+    Column("request_id", String(REQUEST_ID_LENGTH), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("session_id", String(ID_LENGTH), nullable=True),
+    Column("response", Text, nullable=True),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("expire_time", UtcDateTime(), nullable=False),
     Index(None, "tenant_id", "session_id"),
 )

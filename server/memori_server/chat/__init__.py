@@ -1,0 +1,1 @@
+"""The chat completion path: request, history, upstream, streaming."""

@@ -1,0 +1,157 @@
+"""Chat messages between their three shapes: memori.v1 protobuf, OpenAI JSON and storage.
+
+The OpenAI JSON shape (a plain dict) is the one the history is assembled in, compared in and
+sent upstream; protobuf is only the wire format and storage only the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tiktoken
+from google.protobuf import json_format, struct_pb2
+from memori_proto.v1 import common_pb2
+
+from memori_server.services.convert import ROLE_NAMES
+from memori_server.storage.records import NewMessage
+from memori_server.tokens import count_message
+from memori_server.validation import Violations
+
+OpenAIMessage = dict[str, Any]
+INSTRUCTION_ROLES = frozenset({"system", "developer"})
+MAX_NAME_CHARS = 100
+MAX_TOOL_CALL_ID_CHARS = 255
+
+
+def plain(value: Any) -> Any:
+    """Struct values with integral numbers as ints: protobuf's Struct keeps only doubles."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def struct_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    result = plain(json_format.MessageToDict(struct))
+    assert isinstance(result, dict)
+    return result
+
+
+def _tool_calls(
+    message: common_pb2.ChatMessage, field: str, violations: Violations
+) -> list[dict[str, Any]]:
+    calls = []
+    for index, call in enumerate(message.tool_calls):
+        where = f"{field}.tool_calls[{index}]"
+        if not call.id:
+            violations.add(f"{where}.id", "required: the id tool results refer to")
+        if not call.function.name:
+            violations.add(f"{where}.function.name", "required: the function the model called")
+        calls.append(
+            {
+                "id": call.id,
+                "type": call.type or "function",
+                "function": {"name": call.function.name, "arguments": call.function.arguments},
+            }
+        )
+    return calls
+
+
+def from_pb(message: common_pb2.ChatMessage, field: str, violations: Violations) -> OpenAIMessage:
+    """One request message in OpenAI's shape; problems are added to `violations`."""
+    role = ROLE_NAMES.get(message.role)
+    if role is None:
+        violations.add(
+            f"{field}.role",
+            "required: ROLE_SYSTEM, ROLE_DEVELOPER, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL",
+        )
+        role = "user"
+    result: OpenAIMessage = {"role": role}
+    has_text = message.HasField("content")
+    if has_text and message.content_parts:
+        violations.add(f"{field}.content", "give content or content_parts, not both")
+    if has_text:
+        result["content"] = message.content
+    elif message.content_parts:
+        parts = [struct_dict(part) for part in message.content_parts]
+        for index, part in enumerate(parts):
+            if not isinstance(part.get("type"), str):
+                violations.add(
+                    f"{field}.content_parts[{index}].type",
+                    'required: the part type, e.g. {"type": "text", "text": "Hi"}',
+                )
+        result["content"] = parts
+    if message.name:
+        if len(message.name) > MAX_NAME_CHARS:
+            violations.add(f"{field}.name", f"at most {MAX_NAME_CHARS} characters")
+        result["name"] = message.name
+    if message.tool_calls:
+        if role != "assistant":
+            violations.add(f"{field}.tool_calls", "only assistant messages carry tool calls")
+        result["tool_calls"] = _tool_calls(message, field, violations)
+    if role == "tool":
+        if not message.tool_call_id:
+            violations.add(f"{field}.tool_call_id", "required for a tool message")
+        elif len(message.tool_call_id) > MAX_TOOL_CALL_ID_CHARS:
+            violations.add(f"{field}.tool_call_id", f"at most {MAX_TOOL_CALL_ID_CHARS} characters")
+        result["tool_call_id"] = message.tool_call_id
+    elif message.tool_call_id:
+        violations.add(f"{field}.tool_call_id", "only tool messages answer a tool call")
+    if "content" not in result and "tool_calls" not in result:
+        violations.add(f"{field}.content", f"required for a {role} message")
+    return result
+
+
+def from_reply(reply: dict[str, Any]) -> OpenAIMessage:
+    """The assistant message of an upstream choice, reduced to what a session replays."""
+    result: OpenAIMessage = {"role": "assistant"}
+    content = reply.get("content")
+    if content is not None:
+        result["content"] = content
+    calls = reply.get("tool_calls")
+    if calls:
+        result["tool_calls"] = [
+            {
+                "id": call.get("id") or "",
+                "type": call.get("type") or "function",
+                "function": {
+                    "name": (call.get("function") or {}).get("name") or "",
+                    "arguments": (call.get("function") or {}).get("arguments") or "",
+                },
+            }
+            for call in calls
+        ]
+    if "content" not in result and "tool_calls" not in result:
+        result["content"] = ""
+    return result
+
+
+def to_record(message: OpenAIMessage, encoding: tiktoken.Encoding) -> NewMessage:
+    content = message.get("content")
+    return NewMessage(
+        role=message["role"],
+        content=content if isinstance(content, str) else None,
+        content_parts=content if isinstance(content, list) else None,
+        name=message.get("name"),
+        tool_calls=message.get("tool_calls"),
+        tool_call_id=message.get("tool_call_id"),
+        token_count=count_message(encoding, message),
+    )
+
+
+def from_record(record: NewMessage) -> OpenAIMessage:
+    result: OpenAIMessage = {"role": record.role}
+    if record.content is not None:
+        result["content"] = record.content
+    elif record.content_parts is not None:
+        result["content"] = record.content_parts
+    if record.name:
+        result["name"] = record.name
+    if record.tool_calls:
+        result["tool_calls"] = record.tool_calls
+    if record.tool_call_id:
+        result["tool_call_id"] = record.tool_call_id
+    return result

@@ -1,0 +1,96 @@
+"""A validated ChatCompletionRequest: the new messages and every other upstream parameter."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from memori_proto.v1 import chat_pb2
+
+from memori_server.chat.messages import OpenAIMessage, from_pb, plain, struct_dict
+from memori_server.validation import Violations
+
+MAX_MODEL_CHARS = 256
+_OPTIONAL_SCALARS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "seed",
+)
+# Parameters the typed fields or the RPC itself decide; extra_json may not set them.
+RESERVED_EXTRA_KEYS = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        *_OPTIONAL_SCALARS,
+        "stop",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "user",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: list[OpenAIMessage]
+    parameters: dict[str, Any]
+    """Everything but `messages` and `stream`, as sent upstream."""
+
+
+def _extra(text: str, violations: Violations) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        extra = json.loads(text)
+    except ValueError as error:
+        violations.add("request.extra_json", f"not valid JSON: {error}")
+        return {}
+    if not isinstance(extra, dict):
+        violations.add("request.extra_json", "must be a JSON object of OpenAI parameters")
+        return {}
+    clashes = sorted(RESERVED_EXTRA_KEYS.intersection(extra))
+    if clashes:
+        violations.add(
+            "request.extra_json",
+            f"{', '.join(clashes)} must not be given here: use the typed field"
+            " (stream is decided by the RPC: Complete or StreamComplete)",
+        )
+    return extra
+
+
+def parse(request: chat_pb2.ChatCompletionRequest, violations: Violations) -> ChatRequest:
+    """Validate the request; every problem is added to `violations` with its field path."""
+    if not request.model:
+        violations.add("request.model", "required: the upstream model, e.g. 'gpt-4o-mini'")
+    elif len(request.model) > MAX_MODEL_CHARS:
+        violations.add("request.model", f"at most {MAX_MODEL_CHARS} characters")
+    if not request.messages:
+        violations.add("request.messages", "required: at least one message")
+    messages = [
+        from_pb(message, f"request.messages[{index}]", violations)
+        for index, message in enumerate(request.messages)
+    ]
+    parameters: dict[str, Any] = {"model": request.model}
+    for name in _OPTIONAL_SCALARS:
+        if request.HasField(name):  # type: ignore[arg-type]  # names of optional fields
+            parameters[name] = getattr(request, name)
+    if request.stop:
+        parameters["stop"] = list(request.stop)
+    if request.tools:
+        parameters["tools"] = [struct_dict(tool) for tool in request.tools]
+    if request.HasField("tool_choice"):
+        parameters["tool_choice"] = plain(json_format.MessageToDict(request.tool_choice))
+    if request.HasField("response_format"):
+        parameters["response_format"] = struct_dict(request.response_format)
+    if request.user:
+        parameters["user"] = request.user
+    parameters.update(_extra(request.extra_json, violations))
+    return ChatRequest(model=request.model, messages=messages, parameters=parameters)

@@ -1,0 +1,197 @@
+"""Upstream failures as gRPC statuses (DESIGN §5), with the upstream's own words kept.
+
+The ErrorInfo metadata carries the upstream HTTP status, message, type and code, so a client
+can tell an upstream 500 from a database outage and rebuild the error the openai SDK would
+have raised.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import grpc
+import httpx2
+import openai
+from google.protobuf import duration_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+
+from memori_server.errors import ERROR_DOMAIN, ServiceError
+
+MAX_UPSTREAM_MESSAGE_CHARS = 2000
+_BY_HTTP_STATUS = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.FAILED_PRECONDITION,  # the server's upstream key, not the caller's
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
+    409: grpc.StatusCode.ABORTED,
+    413: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+class UpstreamError(ServiceError):
+    """The upstream refused, failed or could not be reached."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        upstream_message: str = "",
+        upstream_type: str = "",
+        upstream_code: str = "",
+        param: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.http_status = http_status
+        self.upstream_message = upstream_message
+        self.upstream_type = upstream_type
+        self.upstream_code = upstream_code
+        self.param = param
+        self.retry_after = retry_after
+
+    def details(self) -> list[Message]:
+        metadata = {
+            "upstream_status": str(self.http_status) if self.http_status else "",
+            "upstream_message": self.upstream_message,
+            "upstream_type": self.upstream_type,
+            "upstream_code": self.upstream_code,
+            "upstream_param": self.param,
+        }
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason,
+            domain=ERROR_DOMAIN,
+            metadata={key: value for key, value in metadata.items() if value},
+        )
+        details: list[Message] = [info]
+        if self.code == grpc.StatusCode.INVALID_ARGUMENT:
+            field = f"request.{self.param}" if self.param else "request"
+            details.insert(
+                0,
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=field, description=self.upstream_message or self.message
+                        )
+                    ]
+                ),
+            )
+        if self.retry_after is not None:
+            delay = duration_pb2.Duration()
+            delay.FromMilliseconds(int(self.retry_after * 1000))
+            details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+        return details
+
+
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(float(milliseconds) / 1000, 0.0)
+        except ValueError:
+            pass
+    seconds = headers.get("retry-after")
+    if not seconds:
+        return None
+    try:
+        return max(float(seconds), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(seconds)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)[:MAX_UPSTREAM_MESSAGE_CHARS]
+
+
+def from_status_error(error: openai.APIStatusError) -> UpstreamError:
+    status = error.status_code
+    body = error.body if isinstance(error.body, dict) else {}
+    upstream_message = _text(body.get("message")) or _text(error.message)
+    code = _BY_HTTP_STATUS.get(
+        status,
+        grpc.StatusCode.UNAVAILABLE if status >= 500 else grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    if status == 401:
+        summary = "the upstream rejected the server's API key; the operator must fix "
+        summary += "MEMORI_UPSTREAM_API_KEY"
+    elif status >= 500:
+        summary = "the upstream failed; retry later"
+    else:
+        summary = "the upstream refused the request"
+    return UpstreamError(
+        code,
+        "UPSTREAM_ERROR",
+        f"{summary} (HTTP {status}): {upstream_message}",
+        http_status=status,
+        upstream_message=upstream_message,
+        upstream_type=_text(body.get("type")),
+        upstream_code=_text(body.get("code")),
+        param=_text(body.get("param")),
+        retry_after=_retry_after(error.response.headers),
+    )
+
+
+def upstream_error(error: openai.OpenAIError) -> UpstreamError:
+    """The status a client gets for an error the openai SDK raised."""
+    if isinstance(error, openai.APIStatusError):
+        return from_status_error(error)
+    if isinstance(error, openai.APITimeoutError):
+        return UpstreamError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "UPSTREAM_TIMEOUT",
+            "the upstream did not answer within the call's deadline",
+        )
+    if isinstance(error, openai.APIConnectionError):
+        cause = error.__cause__ or error
+        return UpstreamError(
+            grpc.StatusCode.UNAVAILABLE,
+            "UPSTREAM_UNREACHABLE",
+            f"cannot reach the upstream: {type(cause).__name__}: {_text(cause)}",
+        )
+    return invalid_response(f"{type(error).__name__}: {_text(error)}")
+
+
+def invalid_response(problem: str) -> UpstreamError:
+    return UpstreamError(
+        grpc.StatusCode.UNAVAILABLE,
+        "UPSTREAM_INVALID_RESPONSE",
+        f"the upstream answered with something that is not a chat completion: {problem}",
+    )
+
+
+def broken_stream(problem: str) -> UpstreamError:
+    return UpstreamError(
+        grpc.StatusCode.UNAVAILABLE,
+        "UPSTREAM_STREAM_BROKEN",
+        f"the upstream stream broke off before it finished ({problem}); nothing was stored, "
+        "retry the call",
+    )
+
+
+def stream_error_event(payload: dict[str, object]) -> UpstreamError:
+    """An error the upstream sent inside an SSE stream ({"error": {...}})."""
+    error = payload.get("error")
+    body = error if isinstance(error, dict) else {}
+    message = _text(body.get("message")) or _text(error)
+    return UpstreamError(
+        grpc.StatusCode.UNAVAILABLE,
+        "UPSTREAM_ERROR",
+        f"the upstream failed during the stream: {message}",
+        upstream_message=message,
+        upstream_type=_text(body.get("type")),
+        upstream_code=_text(body.get("code")),
+    )

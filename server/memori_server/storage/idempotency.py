@@ -1,0 +1,153 @@
+"""Idempotency records of chat completions: a `request_id` runs the upstream call once.
+
+A call claims its request id (a pending record with a lease), and the transaction that
+stores the turn marks it done with the response. A retry finds the record: done, it gets
+the stored response; pending, it waits and looks again; gone (the first call failed and
+released it) or expired (its server died), it claims it and runs the call itself. The
+records live in the database, so this holds across any number of server processes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import grpc
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from sqlalchemy import Connection, and_, delete, select, update
+
+from memori_server.errors import ERROR_DOMAIN, ServiceError
+from memori_server.storage.database import Database
+from memori_server.storage.tables import completion_requests
+
+PENDING = "pending"
+DONE = "done"
+
+
+class RequestIdReused(ServiceError):
+    """The request id was used before with a different request."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "REQUEST_ID_REUSED"
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(
+            f"request_id {request_id!r} was already used for a different request; "
+            "use a new request_id for a new request"
+        )
+
+    def details(self) -> list[Message]:
+        failure = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type="REQUEST_ID",
+                    subject=f"request_id/{self.request_id}",
+                    description="a request_id identifies one request; retries must repeat it "
+                    "unchanged",
+                )
+            ]
+        )
+        return [
+            failure,
+            error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN),
+        ]
+
+
+class ClaimState(enum.Enum):
+    CLAIMED = "claimed"
+    """This call owns the request id and must run the request."""
+    DONE = "done"
+    """An earlier call finished; `response` holds its result."""
+    IN_FLIGHT = "in_flight"
+    """An earlier call is still running; look again shortly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    state: ClaimState
+    session_id: str | None = None
+    response: str | None = None
+
+
+class IdempotencyStore:
+    def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
+        self._db = database
+        self._clock = clock
+
+    async def claim(
+        self, tenant_id: str, request_id: str, kind: str, fingerprint: str, lease_seconds: float
+    ) -> Claim:
+        now = self._clock()
+        key = and_(
+            completion_requests.c.tenant_id == tenant_id,
+            completion_requests.c.request_id == request_id,
+        )
+        values = {
+            "kind": kind,
+            "fingerprint": fingerprint,
+            "state": PENDING,
+            "session_id": None,
+            "response": None,
+            "create_time": now,
+            "expire_time": now + timedelta(seconds=lease_seconds),
+        }
+
+        def work(conn: Connection) -> Claim:
+            query = select(completion_requests).where(key)
+            if self._db.dialect == "postgresql":
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                conn.execute(
+                    completion_requests.insert().values(
+                        tenant_id=tenant_id, request_id=request_id, **values
+                    )
+                )
+                return Claim(ClaimState.CLAIMED)
+            if row.expire_time <= now:
+                conn.execute(update(completion_requests).where(key).values(**values))
+                return Claim(ClaimState.CLAIMED)
+            if row.kind != kind or row.fingerprint != fingerprint:
+                raise RequestIdReused(request_id)
+            if row.state == DONE:
+                return Claim(ClaimState.DONE, row.session_id, row.response)
+            return Claim(ClaimState.IN_FLIGHT)
+
+        return await self._db.write(work)
+
+    async def release(self, tenant_id: str, request_id: str) -> None:
+        """Forget a pending claim whose call failed, so a retry runs the request again."""
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                delete(completion_requests).where(
+                    completion_requests.c.tenant_id == tenant_id,
+                    completion_requests.c.request_id == request_id,
+                    completion_requests.c.state == PENDING,
+                )
+            )
+
+        await self._db.write(work)
+
+
+def mark_done(
+    conn: Connection,
+    tenant_id: str,
+    request_id: str,
+    session_id: str,
+    response: str,
+    expire_time: datetime,
+) -> None:
+    """Inside the transaction that stores the turn: the claim becomes the stored result."""
+    conn.execute(
+        update(completion_requests)
+        .where(
+            completion_requests.c.tenant_id == tenant_id,
+            completion_requests.c.request_id == request_id,
+        )
+        .values(state=DONE, session_id=session_id, response=response, expire_time=expire_time)
+    )

@@ -1,0 +1,239 @@
+"""The two transactions of a chat call: read the session's context, then store the turn.
+
+Nothing is written before the upstream has answered: a session that a call would create is
+only created by the transaction that stores its turn, so a failed call leaves no trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from memori_server.errors import SessionNotFound
+from memori_server.storage.database import Database
+from memori_server.storage.idempotency import mark_done
+from memori_server.storage.records import NewMessage, SessionRecord, StoredMessage
+from memori_server.storage.session_store import (
+    CURRENT_SESSION,
+    SESSION_BY_ID,
+    append_rows,
+    check_owner,
+    make_current,
+    session_record,
+    stored_message,
+    utc_now,
+)
+from memori_server.storage.tables import messages, sessions
+from memori_server.validation import Attribution
+
+HISTORY_BATCH = 64
+_NEWEST_MESSAGES = (
+    select(messages)
+    .where(
+        messages.c.tenant_id == bindparam("tenant_id"),
+        messages.c.session_id == bindparam("session_id"),
+        messages.c.seq < bindparam("before"),
+    )
+    .order_by(messages.c.seq.desc())
+    .limit(HISTORY_BATCH)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatContext:
+    session_id: str
+    record: SessionRecord | None
+    """The session as loaded; None when the storing transaction is to create it."""
+    from_current: bool
+    """No session id was given: the attribution's current session (or a new one) is used."""
+    history: list[StoredMessage]
+    """The newest stored messages: enough for the token budget and the resent-turn check."""
+    from_session_start: bool
+    """`history` begins with the session's first message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """Marks the request id's claim done in the storing transaction."""
+
+    request_id: str
+    response: str
+    ttl_seconds: float
+
+
+def _history(
+    conn: Connection,
+    tenant_id: str,
+    session_id: str,
+    message_count: int,
+    token_budget: int,
+    min_messages: int,
+) -> tuple[list[StoredMessage], bool]:
+    """Newest messages until the budget is exceeded and `min_messages` are loaded."""
+    newest_first: list[StoredMessage] = []
+    used = 0
+    before = message_count + 1
+    while before > 1 and (used <= token_budget or len(newest_first) < min_messages):
+        rows = conn.execute(
+            _NEWEST_MESSAGES,
+            {"tenant_id": tenant_id, "session_id": session_id, "before": before},
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            newest_first.append(stored_message(row))
+            used += row.token_count
+        before = rows[-1].seq
+    newest_first.reverse()
+    return newest_first, before <= 1
+
+
+class TurnStore:
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+        self._db = database
+        self._clock = clock
+        self._dialect: Any = postgresql if database.dialect == "postgresql" else sqlite
+
+    async def load(
+        self,
+        tenant_id: str,
+        attribution: Attribution,
+        session_id: str | None,
+        *,
+        idle_seconds: float,
+        token_budget: int,
+        min_messages: int,
+    ) -> ChatContext:
+        """Resolve the session (never creating it) and read its recent history."""
+        active_since = self._clock() - timedelta(seconds=idle_seconds)
+
+        def work(conn: Connection) -> ChatContext:
+            if session_id is not None:
+                row = conn.execute(
+                    SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}
+                ).first()
+                if row is not None:
+                    check_owner(row, attribution)
+            else:
+                row = conn.execute(
+                    CURRENT_SESSION,
+                    {
+                        "tenant_id": tenant_id,
+                        "entity_id": attribution.entity_id,
+                        "process_id": attribution.process_id,
+                        "active_since": active_since,
+                    },
+                ).first()
+            if row is None:
+                return ChatContext(
+                    session_id=session_id or str(uuid.uuid4()),
+                    record=None,
+                    from_current=session_id is None,
+                    history=[],
+                    from_session_start=True,
+                )
+            history, from_start = _history(
+                conn, tenant_id, row.id, row.message_count, token_budget, min_messages
+            )
+            return ChatContext(
+                session_id=row.id,
+                record=session_record(row),
+                from_current=session_id is None,
+                history=history,
+                from_session_start=from_start,
+            )
+
+        return await self._db.read(work)
+
+    def _ensure_session(
+        self,
+        conn: Connection,
+        tenant_id: str,
+        attribution: Attribution,
+        context: ChatContext,
+        idle_seconds: float,
+        now: datetime,
+    ) -> str:
+        """The session to store into, created now when the call started a new one."""
+        if context.record is not None:
+            return context.session_id
+        if context.from_current:
+            # Another call of this attribution may have started a session meanwhile: join it
+            # rather than fork the conversation.
+            current = conn.execute(
+                CURRENT_SESSION,
+                {
+                    "tenant_id": tenant_id,
+                    "entity_id": attribution.entity_id,
+                    "process_id": attribution.process_id,
+                    "active_since": now - timedelta(seconds=idle_seconds),
+                },
+            ).first()
+            if current is not None:
+                return str(current.id)
+        conn.execute(
+            self._dialect.insert(sessions)
+            .values(
+                tenant_id=tenant_id,
+                id=context.session_id,
+                entity_id=attribution.entity_id,
+                process_id=attribution.process_id,
+                create_time=now,
+                update_time=now,
+                message_count=0,
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+        )
+        row = conn.execute(
+            SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": context.session_id}
+        ).first()
+        if row is None:  # deleted between the insert and this read: store nothing
+            raise SessionNotFound(context.session_id)
+        check_owner(row, attribution)
+        return context.session_id
+
+    async def store_turn(
+        self,
+        tenant_id: str,
+        attribution: Attribution,
+        context: ChatContext,
+        turn: Sequence[NewMessage],
+        *,
+        idle_seconds: float,
+        completion: Completion | None,
+    ) -> tuple[SessionRecord, list[StoredMessage]]:
+        """One transaction: the session (if new), the turn's messages, the current-session
+        pointer and the request id's stored result."""
+        now = self._clock()
+
+        def work(conn: Connection) -> tuple[SessionRecord, list[StoredMessage]]:
+            target = self._ensure_session(conn, tenant_id, attribution, context, idle_seconds, now)
+            row, stored = append_rows(conn, tenant_id, target, turn, now)
+            make_current(conn, self._dialect, tenant_id, attribution, target)
+            if completion is not None:
+                mark_done(
+                    conn,
+                    tenant_id,
+                    completion.request_id,
+                    target,
+                    completion.response,
+                    now + timedelta(seconds=completion.ttl_seconds),
+                )
+            return session_record(row), stored
+
+        return await self._db.write(work)
+
+    async def session(self, tenant_id: str, session_id: str) -> SessionRecord | None:
+        row = await self._db.fetch_one(
+            SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}
+        )
+        return None if row is None else session_record(row)
+
+
+__all__ = ["ChatContext", "Completion", "TurnStore"]
