@@ -10,6 +10,7 @@ import pytest
 from memori_proto.v1 import session_pb2_grpc
 from memori_server.config import Settings
 
+from standin_upstream import StandinThread
 from tests.databases import fresh_postgres_database, postgres_admin_url, sqlite_url
 from tests.in_process import InProcessServer
 
@@ -61,8 +62,15 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def server(database_url: str) -> Iterator[InProcessServer]:
-    running = InProcessServer(make_settings(database_url))
+def upstream() -> Iterator[StandinThread]:
+    """The stand-in OpenAI-compatible upstream every shared server talks to."""
+    with StandinThread() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, upstream: StandinThread) -> Iterator[InProcessServer]:
+    running = InProcessServer(make_settings(database_url, upstream_base_url=upstream.base_url))
     yield running
     running.close()
 

@@ -26,6 +26,7 @@ class CallFailed:
                 error_details_pb2.ErrorInfo,
                 error_details_pb2.ResourceInfo,
                 error_details_pb2.PreconditionFailure,
+                error_details_pb2.RetryInfo,
             ):
                 if packed.Is(kind.DESCRIPTOR):
                     detail = kind()
@@ -45,6 +46,10 @@ class CallFailed:
     @property
     def reason(self) -> str:
         return str(self.detail(error_details_pb2.ErrorInfo).reason)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self.detail(error_details_pb2.ErrorInfo).metadata)
 
 
 def call_fails(call: Callable[[], object], code: grpc.StatusCode) -> CallFailed:

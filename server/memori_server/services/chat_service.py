@@ -37,6 +37,7 @@ from memori_server.validation import Attribution, Violations
 
 MAX_REQUEST_ID_CHARS = 128
 LEASE_MARGIN_SECONDS = 30.0
+DEADLINE_MARGIN_SECONDS = 0.05
 # A retry that finds its request in flight looks again after these pauses (seconds).
 IN_FLIGHT_POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
 T = TypeVar("T")
@@ -172,8 +173,11 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         return context, assembly
 
     def _timeout(self, context: Context) -> float:
+        """The caller's deadline, a little early, so our own status reaches the caller."""
         remaining = context.time_remaining()
-        return self._upstream.default_timeout if remaining is None else max(remaining, 0.001)
+        if remaining is None:
+            return self._upstream.default_timeout
+        return max(remaining - DEADLINE_MARGIN_SECONDS, 0.001)
 
     async def _store(
         self,

@@ -6,13 +6,14 @@ only created by the transaction that stores its turn, so a failed call leaves no
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from memori_server.errors import SessionNotFound
@@ -43,6 +44,16 @@ _NEWEST_MESSAGES = (
     .order_by(messages.c.seq.desc())
     .limit(HISTORY_BATCH)
 )
+
+
+_ATTRIBUTION_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _lock_key(tenant_id: str, attribution: Attribution) -> int:
+    """A signed 64-bit advisory lock key for one attribution of one tenant."""
+    name = "\0".join(("memori-current", tenant_id, attribution.entity_id, attribution.process_id))
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +176,10 @@ class TurnStore:
             return context.session_id
         if context.from_current:
             # Another call of this attribution may have started a session meanwhile: join it
-            # rather than fork the conversation.
+            # rather than fork the conversation. PostgreSQL needs a lock for that check to
+            # see the other transaction; SQLite's writers are serialized already.
+            if self._db.dialect == "postgresql":
+                conn.execute(_ATTRIBUTION_LOCK, {"key": _lock_key(tenant_id, attribution)})
             current = conn.execute(
                 CURRENT_SESSION,
                 {

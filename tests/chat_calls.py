@@ -1,0 +1,120 @@
+"""Builders for ChatService calls and readers of what the upstream and the session hold."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+from memori_proto.v1 import chat_pb2, chat_pb2_grpc, common_pb2, session_pb2, session_pb2_grpc
+
+from standin_upstream import StandinThread
+
+MODEL = "gpt-4o-mini"
+ROLES = {
+    "system": common_pb2.ROLE_SYSTEM,
+    "developer": common_pb2.ROLE_DEVELOPER,
+    "user": common_pb2.ROLE_USER,
+    "assistant": common_pb2.ROLE_ASSISTANT,
+    "tool": common_pb2.ROLE_TOOL,
+}
+
+
+def message(role: str, content: str | None = None, **fields: Any) -> common_pb2.ChatMessage:
+    built = common_pb2.ChatMessage(role=ROLES[role], **fields)
+    if content is not None:
+        built.content = content
+    return built
+
+
+def user(text: str) -> common_pb2.ChatMessage:
+    return message("user", text)
+
+
+def chat_request(
+    *messages: common_pb2.ChatMessage, model: str = MODEL, **fields: Any
+) -> chat_pb2.ChatCompletionRequest:
+    return chat_pb2.ChatCompletionRequest(model=model, messages=list(messages), **fields)
+
+
+def complete(
+    stub: chat_pb2_grpc.ChatServiceStub,
+    attribution: common_pb2.Attribution,
+    *messages: common_pb2.ChatMessage,
+    session_id: str = "",
+    request_id: str = "",
+    timeout: float = 30,
+    **fields: Any,
+) -> chat_pb2.CompleteResponse:
+    response: chat_pb2.CompleteResponse = stub.Complete(
+        chat_pb2.CompleteRequest(
+            attribution=attribution,
+            session_id=session_id,
+            request_id=request_id,
+            request=chat_request(*messages, **fields),
+        ),
+        timeout=timeout,
+    )
+    return response
+
+
+def open_stream(
+    stub: chat_pb2_grpc.ChatServiceStub,
+    attribution: common_pb2.Attribution,
+    *messages: common_pb2.ChatMessage,
+    session_id: str = "",
+    request_id: str = "",
+    timeout: float = 30,
+    **fields: Any,
+) -> grpc.CallIterator[chat_pb2.StreamCompleteResponse]:
+    """The StreamComplete call itself: iterate it, or cancel it."""
+    call: grpc.CallIterator[chat_pb2.StreamCompleteResponse] = stub.StreamComplete(
+        chat_pb2.StreamCompleteRequest(
+            attribution=attribution,
+            session_id=session_id,
+            request_id=request_id,
+            request=chat_request(*messages, **fields),
+        ),
+        timeout=timeout,
+    )
+    return call
+
+
+def stream(
+    stub: chat_pb2_grpc.ChatServiceStub,
+    attribution: common_pb2.Attribution,
+    *messages: common_pb2.ChatMessage,
+    **options: Any,
+) -> list[chat_pb2.StreamCompleteResponse]:
+    return list(open_stream(stub, attribution, *messages, **options))
+
+
+def streamed_text(responses: list[chat_pb2.StreamCompleteResponse]) -> str:
+    return "".join(choice.delta.content for item in responses for choice in item.chunk.choices)
+
+
+def sent_messages(upstream: StandinThread, index: int = -1) -> list[dict[str, Any]]:
+    """The messages the upstream received in its `index`-th chat request."""
+    body = upstream.requests[index]["body"]
+    assert isinstance(body, dict)
+    messages = body["messages"]
+    assert isinstance(messages, list)
+    return messages
+
+
+def sent_text(upstream: StandinThread, index: int = -1) -> str:
+    return json.dumps(sent_messages(upstream, index))
+
+
+def stored(
+    sessions: session_pb2_grpc.SessionServiceStub, session_id: str
+) -> list[tuple[int, str, str]]:
+    """(sequence, role, content) of every message the session holds."""
+    response: session_pb2.ListMessagesResponse = sessions.ListMessages(
+        session_pb2.ListMessagesRequest(session_id=session_id, page_size=1000)
+    )
+    roles = {value: name for name, value in ROLES.items()}
+    return [
+        (item.sequence, roles[item.message.role], item.message.content)
+        for item in response.messages
+    ]

@@ -1,0 +1,149 @@
+"""History assembly rules, unit-tested without a server (memori_server.chat.history)."""
+
+from __future__ import annotations
+
+from memori_server.chat.history import (
+    StoredTurnMessage,
+    assemble,
+    split_instructions,
+    strip_resent,
+    within_budget,
+)
+from memori_server.chat.messages import OpenAIMessage
+from memori_server.tokens import bundled_encoding, count_message, encoding_for
+
+
+def user(text: str) -> OpenAIMessage:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> OpenAIMessage:
+    return {"role": "assistant", "content": text}
+
+
+def tool_call(call_id: str) -> OpenAIMessage:
+    return {
+        "role": "assistant",
+        "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    }
+
+
+def tool_result(call_id: str) -> OpenAIMessage:
+    return {"role": "tool", "content": "42", "tool_call_id": call_id}
+
+
+def stored(*messages: OpenAIMessage, tokens: int = 10) -> list[StoredTurnMessage]:
+    return [StoredTurnMessage(message, tokens) for message in messages]
+
+
+def test_instructions_go_first_then_history_then_new_messages() -> None:
+    request = [user("new question"), {"role": "system", "content": "be brief"}]
+    result = assemble(
+        request, stored(user("old"), assistant("old answer")), 1000, from_session_start=True
+    )
+    assert result.upstream_messages == [
+        {"role": "system", "content": "be brief"},
+        user("old"),
+        assistant("old answer"),
+        user("new question"),
+    ]
+    assert result.new_messages == [user("new question")]
+    assert result.history_count == 2
+
+
+def test_developer_messages_count_as_instructions() -> None:
+    instructions, conversation = split_instructions(
+        [{"role": "developer", "content": "d"}, user("u")]
+    )
+    assert instructions == [{"role": "developer", "content": "d"}]
+    assert conversation == [user("u")]
+
+
+def test_a_full_history_app_is_not_duplicated() -> None:
+    history = stored(user("a"), assistant("A"), user("b"), assistant("B"))
+    request = [
+        {"role": "system", "content": "s"},
+        user("a"),
+        assistant("A"),
+        user("b"),
+        assistant("B"),
+        user("c"),
+    ]
+    result = assemble(request, history, 1000, from_session_start=True)
+    assert result.new_messages == [user("c")]
+    assert result.upstream_messages == [
+        {"role": "system", "content": "s"},
+        user("a"),
+        assistant("A"),
+        user("b"),
+        assistant("B"),
+        user("c"),
+    ]
+
+
+def test_a_repeated_question_is_new_not_a_resend() -> None:
+    history = [user("hi"), assistant("hello")]
+    assert strip_resent(history, [user("hi")]) == [user("hi")]
+    assert strip_resent(history, [assistant("hello"), user("hi")]) == [user("hi")]
+    assert strip_resent([], [user("hi")]) == [user("hi")]
+
+
+def test_the_budget_keeps_the_newest_whole_turns() -> None:
+    history = stored(user("1"), assistant("1"), user("2"), assistant("2"), user("3"), tokens=10)
+    assert within_budget(history, 30, from_session_start=True) == [
+        user("2"),
+        assistant("2"),
+        user("3"),
+    ]
+    # 20 tokens would fit assistant("2") + user("3"), but a turn is never cut in half.
+    assert within_budget(history, 20, from_session_start=True) == [user("3")]
+    assert within_budget(history, 9, from_session_start=True) == []
+    assert within_budget(history, 0, from_session_start=True) == []
+    assert within_budget(history, 1000, from_session_start=True) == [m.message for m in history]
+
+
+def test_a_tool_call_is_never_separated_from_its_results() -> None:
+    history = stored(
+        user("weather?"),
+        tool_call("c1"),
+        tool_result("c1"),
+        assistant("sunny"),
+        user("and tomorrow?"),
+        tool_call("c2"),
+        tool_result("c2"),
+        assistant("rain"),
+    )
+    # 30 tokens fit the last three messages, which would start with a tool result.
+    kept = within_budget(history, 30, from_session_start=True)
+    assert kept == []
+    kept = within_budget(history, 40, from_session_start=True)
+    assert kept == [user("and tomorrow?"), tool_call("c2"), tool_result("c2"), assistant("rain")]
+
+
+def test_a_window_not_at_the_session_start_begins_at_a_user_message() -> None:
+    history = stored(assistant("tail of an older turn"), user("q"), assistant("a"))
+    assert within_budget(history, 1000, from_session_start=False) == [user("q"), assistant("a")]
+    assert within_budget(history, 1000, from_session_start=True)[0] == assistant(
+        "tail of an older turn"
+    )
+
+
+def test_token_counts_work_offline_and_treat_special_tokens_as_text() -> None:
+    encoding = encoding_for("gpt-4o-mini")
+    assert encoding.name in ("cl100k_base", "o200k_base")
+    plain = count_message(bundled_encoding(), user("hello world"))
+    special = count_message(bundled_encoding(), user("hello <|endoftext|> world"))
+    assert 3 < plain < special
+    assert encoding_for("llama3.2:1b") is bundled_encoding()  # unknown model: an estimate
+    parts = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "x"}},
+        ],
+    }
+    assert count_message(bundled_encoding(), parts) > 85
+    calls = count_message(bundled_encoding(), tool_call("c1"))
+    assert calls > 3
