@@ -44,6 +44,7 @@ def complete(
     session_id: str = "",
     request_id: str = "",
     timeout: float = 30,
+    metadata: tuple[tuple[str, str], ...] = (),
     **fields: Any,
 ) -> chat_pb2.CompleteResponse:
     response: chat_pb2.CompleteResponse = stub.Complete(
@@ -54,6 +55,7 @@ def complete(
             request=chat_request(*messages, **fields),
         ),
         timeout=timeout,
+        metadata=metadata,
     )
     return response
 
@@ -65,6 +67,7 @@ def open_stream(
     session_id: str = "",
     request_id: str = "",
     timeout: float = 30,
+    metadata: tuple[tuple[str, str], ...] = (),
     **fields: Any,
 ) -> grpc.CallIterator[chat_pb2.StreamCompleteResponse]:
     """The StreamComplete call itself: iterate it, or cancel it."""
@@ -76,6 +79,7 @@ def open_stream(
             request=chat_request(*messages, **fields),
         ),
         timeout=timeout,
+        metadata=metadata,
     )
     return call
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from memori_proto.v1 import common_pb2, session_pb2
+from memori_proto.v1 import chat_pb2_grpc, common_pb2, session_pb2
 from memori_proto.v1.session_pb2_grpc import SessionServiceStub
 from memori_server.auth import load_api_keys
 
+from standin_upstream import StandinThread
+from tests.chat_calls import complete, sent_text, stream, user
 from tests.conftest import make_settings
 from tests.factories import attribution, new_id
 from tests.in_process import InProcessServer
@@ -29,12 +31,17 @@ def bearer(key: str) -> tuple[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def keyed_server(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, upstream: StandinThread
 ) -> Iterator[InProcessServer]:
     keys_file = tmp_path_factory.mktemp("keys") / "keys.txt"
     digest = hashlib.sha256(GLOBEX_KEY.encode()).hexdigest()
     keys_file.write_text(f"# tenant=key\nglobex=sha256:{digest}\n")
-    settings = make_settings(database_url, api_keys=f"acme={ACME_KEY}", api_keys_file=keys_file)
+    settings = make_settings(
+        database_url,
+        api_keys=f"acme={ACME_KEY}",
+        api_keys_file=keys_file,
+        upstream_base_url=upstream.base_url,
+    )
     server = InProcessServer(settings)
     yield server
     server.close()
@@ -132,3 +139,50 @@ def test_without_keys_everyone_is_the_default_tenant(sessions: SessionServiceStu
         ).session.id
         == session_id
     )
+
+
+@pytest.fixture
+def chat(keyed_server: InProcessServer) -> Iterator[chat_pb2_grpc.ChatServiceStub]:
+    with grpc.insecure_channel(keyed_server.target) as channel:
+        yield chat_pb2_grpc.ChatServiceStub(channel)
+
+
+def test_chat_calls_need_a_key_too_streaming_included(
+    chat: chat_pb2_grpc.ChatServiceStub, upstream: StandinThread
+) -> None:
+    upstream.clear()
+    call_fails(lambda: complete(chat, attribution(), user("hi")), UNAUTHENTICATED)
+    call_fails(lambda: stream(chat, attribution(), user("hi")), UNAUTHENTICATED)
+    assert upstream.requests == []
+
+
+def test_tenants_never_share_chat_history_or_request_ids(
+    chat: chat_pb2_grpc.ChatServiceStub, upstream: StandinThread
+) -> None:
+    upstream.clear()
+    who, session_id, request_id = attribution(), new_id(), new_id()
+    acme = complete(
+        chat,
+        who,
+        user("acme secret: saffron"),
+        session_id=session_id,
+        request_id=request_id,
+        metadata=bearer(ACME_KEY),
+    )
+    globex = complete(
+        chat,
+        who,
+        user("globex note: cedar"),
+        session_id=session_id,
+        request_id=request_id,
+        metadata=bearer(GLOBEX_KEY),
+    )
+    # The same request id in another tenant is another request, not a reuse.
+    assert not globex.replayed
+    assert len(upstream.requests) == 2
+    stream(
+        chat, who, user("what is the secret?"), session_id=session_id, metadata=bearer(GLOBEX_KEY)
+    )
+    assert "cedar" in sent_text(upstream)
+    assert "saffron" not in sent_text(upstream)
+    assert globex.session.message_count == acme.session.message_count == 2

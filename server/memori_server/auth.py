@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ import grpc
 
 from memori_server.config import Settings
 from memori_server.errors import ServiceError, abort_with
-from memori_server.interception import Behavior, UnaryInterceptor
+from memori_server.interception import Behavior, CallInterceptor, StreamBehavior
 from memori_server.services.tenancy import current_tenant
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -105,7 +105,7 @@ def load_api_keys(settings: Settings) -> ApiKeys:
     return ApiKeys({**inline.tenants_by_digest, **from_file.tenants_by_digest})
 
 
-class ApiKeyInterceptor(UnaryInterceptor):
+class ApiKeyInterceptor(CallInterceptor):
     """Rejects memori.v1 calls without a valid key; the handler then runs as its tenant."""
 
     def __init__(self, keys: ApiKeys) -> None:
@@ -114,15 +114,25 @@ class ApiKeyInterceptor(UnaryInterceptor):
     def applies_to(self, method: str) -> bool:
         return method.startswith(PROTECTED_PREFIX)
 
-    def wrap(self, method: str, behavior: Behavior) -> Behavior:
-        keys = self._keys
+    async def _authenticate(self, context: Any) -> None:
+        """Set the call's tenant (in this call's task only), or abort UNAUTHENTICATED."""
+        try:
+            tenant = self._keys.tenant_for(context.invocation_metadata() or ())
+        except Unauthenticated as error:
+            await abort_with(context, error)
+        current_tenant.set(tenant)
 
+    def wrap(self, method: str, behavior: Behavior) -> Behavior:
         async def authenticated(request: Any, context: Any) -> Any:
-            try:
-                tenant = keys.tenant_for(context.invocation_metadata() or ())
-            except Unauthenticated as error:
-                await abort_with(context, error)
-            current_tenant.set(tenant)  # this call's task only
+            await self._authenticate(context)
             return await behavior(request, context)
+
+        return authenticated
+
+    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def authenticated(request: Any, context: Any) -> AsyncIterator[Any]:
+            await self._authenticate(context)
+            async for response in behavior(request, context):
+                yield response
 
         return authenticated

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
-from memori_server.interception import Behavior, UnaryInterceptor
+from memori_server.interception import Behavior, CallInterceptor, StreamBehavior
 
 HANDLED = Counter(
     "grpc_server_handled_total",
@@ -18,7 +20,7 @@ HANDLED = Counter(
 )
 HANDLING = Histogram(
     "grpc_server_handling_seconds",
-    "Time from receiving a unary RPC to sending its response.",
+    "Time from receiving an RPC to sending its last response.",
     ["grpc_type", "grpc_service", "grpc_method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
@@ -29,30 +31,51 @@ def _status_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
-class MetricsInterceptor(UnaryInterceptor):
-    """Counts and times unary RPCs; installed only when metrics are enabled."""
+@contextmanager
+def _observed(labels: tuple[str, str, str], context: Any) -> Iterator[None]:
+    """Count and time one call by the status it ends with."""
+    started = time.perf_counter()
+    code = "OK"
+    try:
+        yield
+    except grpc.aio.AbortError:
+        code = _status_of(context)
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        code = "CANCELLED"
+        raise
+    except Exception:
+        code = "UNKNOWN"
+        raise
+    finally:
+        HANDLED.labels(*labels, code).inc()
+        HANDLING.labels(*labels).observe(time.perf_counter() - started)
+
+
+def _labels(kind: str, method: str) -> tuple[str, str, str]:
+    service, _, name = method.lstrip("/").rpartition("/")
+    return kind, service, name
+
+
+class MetricsInterceptor(CallInterceptor):
+    """Counts and times RPCs; installed only when metrics are enabled."""
 
     def wrap(self, method: str, behavior: Behavior) -> Behavior:
-        service, _, name = method.lstrip("/").rpartition("/")
-        labels = ("unary", service, name)
+        labels = _labels("unary", method)
 
         async def observed(request: Any, context: Any) -> Any:
-            started = time.perf_counter()
-            code = "OK"
-            try:
+            with _observed(labels, context):
                 return await behavior(request, context)
-            except grpc.aio.AbortError:
-                code = _status_of(context)
-                raise
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception:
-                code = "UNKNOWN"
-                raise
-            finally:
-                HANDLED.labels(*labels, code).inc()
-                HANDLING.labels(*labels).observe(time.perf_counter() - started)
+
+        return observed
+
+    def wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        labels = _labels("server_stream", method)
+
+        async def observed(request: Any, context: Any) -> AsyncIterator[Any]:
+            with _observed(labels, context):
+                async for response in behavior(request, context):
+                    yield response
 
         return observed
 
