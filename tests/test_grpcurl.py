@@ -12,21 +12,32 @@ import re
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.repo_paths import ROOT, VENV_BIN, tool_env
 from tests.server_process import ServerProcess
+from tests.standin_process import StandinProcess
 
 GRPCURL = VENV_BIN / "grpcurl"
 SESSION_PROTO = ROOT / "proto" / "memori" / "v1" / "session.proto"
+CHAT_PROTO = ROOT / "proto" / "memori" / "v1" / "chat.proto"
 
 
 @pytest.fixture(scope="module")
-def memori(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def standin() -> Iterator[StandinProcess]:
+    with StandinProcess() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def memori(
+    tmp_path_factory: pytest.TempPathFactory, standin: StandinProcess
+) -> Iterator[ServerProcess]:
     database = tmp_path_factory.mktemp("grpcurl") / "memori.db"
-    with ServerProcess(f"sqlite:///{database}") as running:
+    with ServerProcess(f"sqlite:///{database}", "--upstream-base-url", standin.base_url) as running:
         yield running
 
 
@@ -59,9 +70,9 @@ def call(memori: ServerProcess, method: str, data: object) -> dict[str, Any]:
     return response
 
 
-def leading_comment(declaration: str) -> list[str]:
-    """The `//` comment lines right above `declaration` in session.proto, without `//`."""
-    lines = SESSION_PROTO.read_text().splitlines()
+def leading_comment(declaration: str, proto: Path = SESSION_PROTO) -> list[str]:
+    """The `//` comment lines right above `declaration` in a .proto file, without `//`."""
+    lines = proto.read_text().splitlines()
     index = next(i for i, line in enumerate(lines) if line.strip() == declaration)
     comment: list[str] = []
     for line in reversed(lines[:index]):
@@ -69,13 +80,13 @@ def leading_comment(declaration: str) -> list[str]:
             break
         comment.insert(0, line.strip().removeprefix("//").strip())
     texts = [text for text in comment if text]
-    assert texts, f"{declaration!r} has no documentation comment in {SESSION_PROTO}"
+    assert texts, f"{declaration!r} has no documentation comment in {proto}"
     return texts
 
 
-def assert_documented(output: str, declaration: str) -> None:
+def assert_documented(output: str, declaration: str, proto: Path = SESSION_PROTO) -> None:
     described = {line.strip().removeprefix("//").strip() for line in output.splitlines()}
-    missing = [text for text in leading_comment(declaration) if text not in described]
+    missing = [text for text in leading_comment(declaration, proto) if text not in described]
     assert not missing, f"comment lines of {declaration!r} missing:\n{missing}\n{output}"
 
 
@@ -96,6 +107,7 @@ def test_list_shows_services(memori: ServerProcess) -> None:
     services = set(ok(grpcurl(memori, "list")).split())
     assert {
         "memori.v1.SessionService",
+        "memori.v1.ChatService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     } <= services
@@ -152,7 +164,7 @@ def test_reset_then_get_by_id_and_by_attribution(memori: ServerProcess) -> None:
     assert current["session"]["id"] == newer["id"]
 
 
-@pytest.mark.parametrize("service", ["", "memori.v1.SessionService"])
+@pytest.mark.parametrize("service", ["", "memori.v1.SessionService", "memori.v1.ChatService"])
 def test_health_check_is_serving(memori: ServerProcess, service: str) -> None:
     response = call(memori, "grpc.health.v1.Health/Check", {"service": service})
     assert response == {"status": "SERVING"}
@@ -169,3 +181,65 @@ def test_unknown_session_is_not_found(memori: ServerProcess) -> None:
     result = grpcurl(memori, "memori.v1.SessionService/Get", data={"sessionId": str(uuid.uuid4())})
     assert result.returncode != 0, result.stdout
     assert "Code: NotFound" in result.stdout
+
+
+def test_describe_chat_service_shows_documentation(memori: ServerProcess) -> None:
+    output = ok(grpcurl(memori, "describe", "memori.v1.ChatService"))
+    assert_documented(output, "service ChatService {", CHAT_PROTO)
+    assert_documented(
+        output, "rpc Complete(CompleteRequest) returns (CompleteResponse);", CHAT_PROTO
+    )
+    message = ok(grpcurl(memori, "describe", "memori.v1.ChatCompletionRequest"))
+    assert_documented(message, "string extra_json = 14;", CHAT_PROTO)
+
+
+def test_offline_chat_demo_remembers_within_a_session(
+    memori: ServerProcess, standin: StandinProcess
+) -> None:
+    """The README's demo: two Complete calls and a StreamComplete through grpcurl."""
+    attribution = {"entityId": f"demo-{uuid.uuid4().hex}", "processId": "grpcurl-demo"}
+
+    def ask(text: str) -> dict[str, Any]:
+        request = {"model": "gpt-4o-mini", "messages": [{"role": "ROLE_USER", "content": text}]}
+        return call(
+            memori,
+            "memori.v1.ChatService/Complete",
+            {"attribution": attribution, "request": request},
+        )
+
+    first = ask("My birthday is May 15th")
+    assert first["completion"]["choices"][0]["message"]["content"] == (
+        "echo: My birthday is May 15th"
+    )
+    assert json.loads(first["completionJson"])["object"] == "chat.completion"
+    second = ask("When is my birthday?")
+    assert second["session"]["id"] == first["session"]["id"]
+    assert second["session"]["messageCount"] == "4"
+    sent = standin.requests()[-1]["body"]["messages"]
+    assert sent[0] == {"role": "user", "content": "My birthday is May 15th"}
+
+    streamed = ok(
+        grpcurl(
+            memori,
+            "memori.v1.ChatService/StreamComplete",
+            data={
+                "attribution": attribution,
+                "request": {
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "ROLE_USER", "content": "stream it"}],
+                },
+            },
+        )
+    )
+    decoder, position, messages = json.JSONDecoder(), 0, []
+    while position < len(streamed.strip()):
+        item, end = decoder.raw_decode(streamed, position)
+        messages.append(item)
+        position = end + 1
+    assert messages[0]["session"]["id"] == first["session"]["id"]
+    text = "".join(
+        choice.get("delta", {}).get("content", "")
+        for item in messages[1:]
+        for choice in item.get("chunk", {}).get("choices", [])
+    )
+    assert text == "echo: stream it"

@@ -15,11 +15,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from memori_proto.v1 import common_pb2, session_pb2
+from memori_proto.v1.chat_pb2_grpc import ChatServiceStub
 from memori_proto.v1.session_pb2_grpc import SessionServiceStub
 from pydantic import ValidationError
 
+from standin_upstream import StandinThread
+from tests.chat_calls import stream, user
 from tests.conftest import make_settings
-from tests.factories import new_id
+from tests.factories import attribution, new_id
 from tests.in_process import InProcessServer
 from tests.rpc_errors import call_fails
 
@@ -105,8 +108,12 @@ def _sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_metrics_count_rpcs_by_method_and_code(tmp_path: Path) -> None:
-    settings = make_settings(f"sqlite:///{tmp_path / 'm.db'}", metrics_listen="127.0.0.1:0")
+def test_metrics_count_rpcs_by_method_and_code(tmp_path: Path, upstream: StandinThread) -> None:
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'm.db'}",
+        metrics_listen="127.0.0.1:0",
+        upstream_base_url=upstream.base_url,
+    )
     server = InProcessServer(settings)
     try:
         metrics = server.server.metrics_port
@@ -124,6 +131,9 @@ def test_metrics_count_rpcs_by_method_and_code(tmp_path: Path) -> None:
                 lambda: stub.Get(session_pb2.GetRequest(session_id="bad")),
                 grpc.StatusCode.INVALID_ARGUMENT,
             )
+            chat = ChatServiceStub(channel)
+            stream(chat, attribution(), user("counted"))
+            call_fails(lambda: stream(chat, attribution()), grpc.StatusCode.INVALID_ARGUMENT)
         after = _scrape(metrics)
         handled = "grpc_server_handled_total"
         service = "memori.v1.SessionService"
@@ -135,6 +145,9 @@ def test_metrics_count_rpcs_by_method_and_code(tmp_path: Path) -> None:
             labels = {"grpc_service": service, "grpc_method": method, "grpc_code": code}
             grown = _sample(after, handled, **labels) - _sample(before, handled, **labels)
             assert grown == expected, (method, code)
+        for code in ("OK", "INVALID_ARGUMENT"):
+            labels = {"grpc_type": "server_stream", "grpc_method": "StreamComplete"}
+            assert _sample(after, handled, grpc_code=code, **labels) == 1, code
         assert _sample(after, "grpc_server_handling_seconds_count", grpc_method="Reset") >= 2
     finally:
         server.close()
