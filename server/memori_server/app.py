@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import signal
@@ -17,6 +18,7 @@ from memori_proto.v1 import chat_pb2, session_pb2
 from memori_server.auth import ApiKeyInterceptor, load_api_keys
 from memori_server.chat.upstream import Upstream
 from memori_server.config import Settings, parse_listen
+from memori_server.errors import StorageUnavailable
 from memori_server.health import DatabaseHealth
 from memori_server.metrics import MetricsEndpoint, MetricsInterceptor
 from memori_server.reflection import enable_reflection
@@ -32,6 +34,7 @@ from memori_server.storage.turn_store import TurnStore
 from memori_server.transport import BindError, bind
 
 log = logging.getLogger(__name__)
+PURGE_INTERVAL_SECONDS = 600.0
 SERVICE_NAMES = (
     session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
     chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
@@ -94,6 +97,8 @@ class MemoriServer:
         self._watcher: DatabaseHealth | None = None
         self._metrics: MetricsEndpoint | None = None
         self._upstream: Upstream | None = None
+        self._requests: IdempotencyStore | None = None
+        self._purge_task: asyncio.Task[None] | None = None
 
     async def _open_storage(self) -> SessionStore:
         settings = self.settings
@@ -131,14 +136,10 @@ class MemoriServer:
         )
         assert self._database is not None
         self._upstream = Upstream(settings)
+        self._requests = IdempotencyStore(self._database, utc_now)
         add_service(
             server,
-            ChatService(
-                TurnStore(self._database),
-                IdempotencyStore(self._database, utc_now),
-                self._upstream,
-                settings,
-            ),
+            ChatService(TurnStore(self._database), self._requests, self._upstream, settings),
             chat_pb2.DESCRIPTOR.services_by_name["ChatService"],
         )
         self._health = health_aio.HealthServicer()
@@ -169,6 +170,7 @@ class MemoriServer:
         await server.start()
         self._server = server
         self._health_task = asyncio.create_task(watcher.run(), name="database-health")
+        self._purge_task = asyncio.create_task(self._purge_request_ids(), name="purge-request-ids")
         if not keys and not _is_loopback(host):
             log.warning(
                 "listening beyond loopback without authentication",
@@ -186,6 +188,18 @@ class MemoriServer:
         )
         return self.port
 
+    async def _purge_request_ids(self) -> None:
+        """Forget expired request ids now and then; a failure only waits for the next round."""
+        assert self._requests is not None
+        while True:
+            try:
+                purged = await self._requests.purge_expired()
+            except StorageUnavailable:
+                purged = 0
+            if purged:
+                log.info("expired request ids purged", extra={"count": purged})
+            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+
     @property
     def metrics_port(self) -> int | None:
         """The bound port of the /metrics endpoint, when metrics are on."""
@@ -196,6 +210,10 @@ class MemoriServer:
         grace = self.settings.shutdown_grace if grace is None else grace
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge_task
         if self._watcher is not None and self._health_task is not None:
             self._watcher.stop()
             await self._health_task

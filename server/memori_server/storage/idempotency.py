@@ -119,6 +119,16 @@ class IdempotencyStore:
 
         return await self._db.write(work)
 
+    async def purge_expired(self) -> int:
+        """Delete records past their expiry: finished ones after the TTL, abandoned claims."""
+        now = self._clock()
+
+        def work(conn: Connection) -> int:
+            expired = completion_requests.c.expire_time < now
+            return int(conn.execute(delete(completion_requests).where(expired)).rowcount)
+
+        return await self._db.write(work)
+
     async def release(self, tenant_id: str, request_id: str) -> None:
         """Forget a pending claim whose call failed, so a retry runs the request again."""
 
