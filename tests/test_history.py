@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from memori_server.chat.history import (
     StoredTurnMessage,
     assemble,
@@ -147,3 +150,15 @@ def test_token_counts_work_offline_and_treat_special_tokens_as_text() -> None:
     assert count_message(bundled_encoding(), parts) > 85
     calls = count_message(bundled_encoding(), tool_call("c1"))
     assert calls > 3
+
+
+def test_without_cached_encodings_nothing_is_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # an empty cache
+    encoding_for.cache_clear()
+    try:
+        assert encoding_for("gpt-4o") is bundled_encoding()
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        encoding_for.cache_clear()

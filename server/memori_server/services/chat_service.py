@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -259,14 +260,14 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _claim(self, call: PreparedCall, kind: str, rpc: Context) -> Claim:
         assert call.request_id is not None
         lease = self._timeout(rpc) + LEASE_MARGIN_SECONDS
-        for attempt in range(1_000_000):
+        for attempt in itertools.count():
             claim = await self._requests.claim(
                 call.tenant_id, call.request_id, kind, call.fingerprint, lease
             )
             if claim.state is not ClaimState.IN_FLIGHT:
                 return claim
             await asyncio.sleep(IN_FLIGHT_POLL[min(attempt, len(IN_FLIGHT_POLL) - 1)])
-        raise AssertionError("unreachable: the deadline or the lease ends the wait")
+        raise AssertionError("unreachable: the caller's deadline or the lease ends the wait")
 
     def _release(self, call: PreparedCall) -> None:
         """Drop the claim of a failed call in the background: it must survive cancellation."""
