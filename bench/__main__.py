@@ -1,8 +1,15 @@
-"""Run every benchmark: `./dev bench [--calls N] [--database-url postgresql://...]`.
+"""Run the benchmarks: `./dev bench [--quick] [--only NAME] [--database-url postgresql://...]`.
 
-Each benchmark runs against a fresh temporary SQLite file and, when a PostgreSQL URL is given
+- session_get: Get(session_id) against a bare no-op RPC (see bench/session_get.py);
+- chat_complete: ChatService.Complete against the same request sent straight to the upstream
+  with the openai SDK, sequential latency and concurrent throughput (bench/chat_complete.py).
+
+Each database backend gets one server process (`bench.bench_server`, the real app) and one
+stand-in upstream process (`python -m standin_upstream`); the load comes from this process.
+They run against a fresh temporary SQLite file and, when a PostgreSQL URL is given
 (`--database-url` or MEMORI_TEST_DATABASE_URL), against a fresh `memori_bench_<random>`
-database created next to it and dropped afterwards.
+database created next to it and dropped afterwards. `--quick` is a smoke run (a few seconds
+per database) whose figures mean little.
 """
 
 from __future__ import annotations
@@ -16,14 +23,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from bench import session_get
+from bench import chat_complete, session_get
 from bench.launch import (
+    StandinProcess,
     bench_server,
     postgres_admin_url,
     postgres_database,
     sqlite_database,
 )
 from tests.server_process import ServerProcess
+
+BENCHMARKS = ("session_get", "chat_complete")
 
 
 def _databases(
@@ -36,9 +46,15 @@ def _databases(
 
 @contextmanager
 def _server(
-    backend: str, database_url: str, profile: Path | None, time_layers: bool
+    backend: str,
+    database_url: str,
+    upstream_base_url: str,
+    profile: Path | None,
+    time_layers: bool,
 ) -> Iterator[ServerProcess]:
     extra = [
+        "--upstream-base-url",
+        upstream_base_url,
         *(["--profile", str(profile)] if profile else []),
         *(["--time-layers"] if time_layers else []),
     ]
@@ -56,14 +72,34 @@ def _server(
             stats = pstats.Stats(str(profile))
             # Coroutine resumptions count as calls, so ncalls is a multiple of the RPC count.
             stats.sort_stats("cumulative").print_stats(
-                r"memori_server|sqlalchemy|sqlite3|psycopg|registration", 30
+                r"memori_server|sqlalchemy|sqlite3|psycopg|registration|openai|httpx|tiktoken",
+                30,
             )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--calls", type=int, default=3000, help="measured calls per RPC kind")
-    parser.add_argument("--warmup", type=int, default=300, help="unmeasured calls per RPC kind")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=BENCHMARKS,
+        help="run only this benchmark (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: few calls and short phases (used by the tests)",
+    )
+    parser.add_argument(
+        "--calls", type=int, help="session_get: measured calls per RPC kind (3000; quick 40)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, help="session_get: unmeasured calls per RPC kind (300; quick 5)"
+    )
     parser.add_argument(
         "--database-url",
         help="PostgreSQL admin URL (else "
@@ -77,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--time-layers",
         action="store_true",
-        help="print server-side timings of the Get handler and SessionStore.get",
+        help="print server-side timings of the Get and Complete handlers and their layers",
     )
     parser.add_argument(
         "--fail-above",
@@ -86,26 +122,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="exit 1 when a Get/no-op p50 ratio exceeds RATIO",
     )
     args = parser.parse_args(argv)
+    selected = set(args.only or BENCHMARKS)
+    calls = args.calls if args.calls is not None else 40 if args.quick else 3000
+    warmup = args.warmup if args.warmup is not None else 5 if args.quick else 300
+    plan = chat_complete.QUICK if args.quick else chat_complete.FULL
 
-    results: list[session_get.Result] = []
+    get_results: list[session_get.Result] = []
+    chat_results: list[chat_complete.Result] = []
     with tempfile.TemporaryDirectory(prefix="memori-bench-") as tmp:
         workdir = Path(tmp)
         for backend, database in _databases(workdir, postgres_admin_url(args.database_url)):
             profile = workdir / f"{backend}.prof" if args.profile else None
-            with database as url, _server(backend, url, profile, args.time_layers) as server:
-                print(
-                    f"session_get: {backend} at {server.target}, {args.calls} calls "
-                    f"of each kind after {args.warmup} warm-up calls",
-                    flush=True,
-                )
-                results.append(
-                    asyncio.run(
-                        session_get.measure(server.target, backend, args.calls, args.warmup)
-                    )
-                )
-    print()
-    print(session_get.format_table(results))
-    if args.fail_above is not None and any(r.p50_ratio > args.fail_above for r in results):
+            with database as url:
+                seeded = None
+                if "chat_complete" in selected:
+                    print(f"chat_complete: {backend}: seeding the sessions", flush=True)
+                    seeded = asyncio.run(chat_complete.seed(url, plan))
+                with (
+                    StandinProcess() as upstream,
+                    _server(backend, url, upstream.base_url, profile, args.time_layers) as server,
+                ):
+                    if "session_get" in selected:
+                        print(
+                            f"session_get: {backend} at {server.target}, {calls} calls "
+                            f"of each kind after {warmup} warm-up calls",
+                            flush=True,
+                        )
+                        get_results.append(
+                            asyncio.run(session_get.measure(server.target, backend, calls, warmup))
+                        )
+                    if seeded is not None:
+                        print(
+                            f"chat_complete: {backend} at {server.target}, upstream "
+                            f"{upstream.base_url}; {chat_complete.describe(plan)}",
+                            flush=True,
+                        )
+                        chat_results.append(
+                            asyncio.run(
+                                chat_complete.measure(
+                                    server.target,
+                                    upstream.base_url,
+                                    upstream.control_url,
+                                    backend,
+                                    seeded,
+                                    plan,
+                                )
+                            )
+                        )
+    if get_results:
+        print()
+        print(session_get.format_table(get_results))
+    if chat_results:
+        print()
+        print(chat_complete.format_tables(chat_results))
+    if args.fail_above is not None and any(r.p50_ratio > args.fail_above for r in get_results):
         return 1
     return 0
 

@@ -6,12 +6,13 @@ conversion) and nothing else. The no-op method takes and returns raw bytes (no p
 parsing): it echoes the request.
 
     python -m bench.bench_server --database-url sqlite:////tmp/bench.db [--profile OUT.prof]
-        [--time-layers]
+        [--time-layers] [--upstream-base-url http://127.0.0.1:PORT/v1]
 
 Logs `memori-server listening address=HOST:PORT` like `memori-server serve` and runs until
 SIGTERM/SIGINT. `--profile` writes cProfile statistics of the whole server (event loop
-thread) on exit; `--time-layers` logs, on exit, how long the Get handler and
-`SessionStore.get` took (percentiles), to locate where Get's time goes.
+thread) on exit; `--time-layers` logs, on exit, how long the Get and Complete handlers and
+the storage and upstream layers under them took (percentiles), to locate where the time goes.
+`--upstream-base-url` is the ChatService's upstream, as for `memori-server serve`.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from typing import Any, TypeVar
 
 import grpc
 from memori_server.app import MemoriServer
+from memori_server.chat.upstream import Upstream
 from memori_server.config import Settings
 from memori_server.logging_setup import configure_logging
+from memori_server.services.chat_service import ChatService
 from memori_server.services.session_service import SessionService
 from memori_server.storage.session_store import SessionStore
+from memori_server.storage.turn_store import TurnStore
 
 NOOP_SERVICE = "memori.bench.Noop"
 NOOP_METHOD = f"/{NOOP_SERVICE}/Call"
@@ -99,16 +103,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--time-layers",
         action="store_true",
-        help="log Get handler and SessionStore.get timings on exit",
+        help="log Get/Complete handler, storage and upstream timings on exit",
     )
+    parser.add_argument("--upstream-base-url", default="", help="the ChatService's upstream")
     args = parser.parse_args(argv)
-    settings = Settings.model_validate({"listen": args.listen, "database_url": args.database_url})
+    settings = Settings.model_validate(
+        {
+            "listen": args.listen,
+            "database_url": args.database_url,
+            "upstream_base_url": args.upstream_base_url,
+        }
+    )
     configure_logging("INFO", "text")
     timer = LayerTimer()
     if args.time_layers:
         # Order matters: the handler wrapper must see the store wrapper's class attribute.
         timer.wrap(SessionStore, "get")
         timer.wrap(SessionService, "Get")
+        timer.wrap(TurnStore, "load")
+        timer.wrap(TurnStore, "store_turn")
+        timer.wrap(Upstream, "complete")
+        timer.wrap(ChatService, "Complete")
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()

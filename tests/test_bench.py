@@ -1,8 +1,9 @@
-"""`python -m bench` still runs end to end: a few calls, and the table it prints is complete.
+"""`python -m bench --quick` still runs end to end, and the tables it prints are complete.
 
-Only a smoke test: it checks that the benchmark server (MemoriServer plus the no-op handler)
-starts, that both RPC kinds answer correctly (the benchmark verifies every response) and that
-a ratio is reported. It asserts nothing about speed.
+Only a smoke test, on SQLite: it checks that the benchmark server (MemoriServer plus the no-op
+handler) and the stand-in upstream start, that every path answers correctly (the benchmarks
+verify each response, and that the server sees the seeded history) and that every figure
+and ratio is reported. It asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -10,31 +11,98 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
 from tests.repo_paths import PYTHON, ROOT, python_env
 
-_ROW = re.compile(r"^sqlite\s+(Get|no-op)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", re.M)
-_RATIO = re.compile(r"^sqlite\s+Get/no-op\s+([\d.]+)x\s+([\d.]+)x", re.M)
+_GET_ROW = re.compile(r"^sqlite\s+(Get|no-op)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", re.M)
+_GET_RATIO = re.compile(r"^sqlite\s+Get/no-op\s+([\d.]+)x\s+([\d.]+)x", re.M)
+_CHAT_ROW = re.compile(
+    r"^sqlite\s+(\d+)\s+(memori|direct|direct raw)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)"
+    r"\s+([\d.]+)\s*$",
+    re.M,
+)
+_CHAT_RATIO = re.compile(
+    r"^sqlite\s+(\d+)\s+memori/(direct|raw)\s+([\d.]+)x\s+([\d.]+)x\s+([\d.]+)x(.*)$", re.M
+)
+_RATE_ROW = re.compile(r"^sqlite\s+(\d+)\s+(memori|direct)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s*$", re.M)
+_RATE_RATIO = re.compile(
+    r"^sqlite\s+(\d+)\s+memori/direct\s+([\d.]+)x\s+((?:meets|MISSES) the goal.*)$", re.M
+)
 
 
-def test_bench_runs_and_reports_ratios() -> None:
+def _close(printed: float, expected: float) -> bool:
+    """A ratio as printed (2 decimals) against one computed from the table's rounded values."""
+    return abs(printed - expected) <= 0.01 + 0.01 * expected
+
+
+@pytest.fixture(scope="module")
+def bench_output() -> str:
     result = subprocess.run(
-        [PYTHON, "-m", "bench", "--calls", "40", "--warmup", "5", "--database-url", ""],
+        [PYTHON, "-m", "bench", "--quick", "--database-url", ""],
         cwd=ROOT,
         env={**python_env(ROOT), "MEMORI_TEST_DATABASE_URL": ""},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=110,
         check=False,
     )
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, output
+    return result.stdout
+
+
+def test_session_get_reports_ratios(bench_output: str) -> None:
     rows = {
         kind: (int(calls), float(p50))
-        for kind, calls, p50, _p99, _mean in _ROW.findall(result.stdout)
+        for kind, calls, p50, _p99, _mean in _GET_ROW.findall(bench_output)
     }
-    assert rows.keys() == {"Get", "no-op"}, output
-    assert all(calls == 40 and p50 > 0 for calls, p50 in rows.values()), output
-    ratio = _RATIO.search(result.stdout)
-    assert ratio is not None, output
+    assert rows.keys() == {"Get", "no-op"}, bench_output
+    assert all(calls == 40 and p50 > 0 for calls, p50 in rows.values()), bench_output
+    ratio = _GET_RATIO.search(bench_output)
+    assert ratio is not None, bench_output
     measured = rows["Get"][1] / rows["no-op"][1]  # from the table's rounded p50 values
-    assert abs(float(ratio.group(1)) - measured) <= 0.01 + 0.01 * measured, output
+    assert _close(float(ratio.group(1)), measured), bench_output
+
+
+def test_chat_complete_reports_overhead_for_both_history_sizes(bench_output: str) -> None:
+    rows = {
+        (int(stored), path): (int(calls), float(p50), float(p99), float(sent))
+        for stored, path, calls, p50, p99, _mean, sent in _CHAT_ROW.findall(bench_output)
+    }
+    expected_paths = {"memori", "direct", "direct raw"}
+    assert rows.keys() == {(n, p) for n in (10, 100_000) for p in expected_paths}, bench_output
+    # --quick: 2 measured rounds of 10 calls per path and history size
+    assert all(calls == 20 and p50 > 0 for calls, p50, _, _ in rows.values()), bench_output
+    # Only the newest turns within the token budget go upstream, far fewer than 100,000.
+    large_sent = rows[(100_000, "memori")][3]
+    assert rows[(10, "memori")][3] < large_sent < 1000, bench_output
+    ratios = {
+        (int(stored), baseline): (float(p50), float(p99), goal)
+        for stored, baseline, p50, p99, _mean, goal in _CHAT_RATIO.findall(bench_output)
+    }
+    assert ratios.keys() == {(n, b) for n in (10, 100_000) for b in ("direct", "raw")}
+    for (stored, baseline), (p50_ratio, p99_ratio, _goal) in ratios.items():
+        memori = rows[(stored, "memori")]
+        other = rows[(stored, "direct" if baseline == "direct" else "direct raw")]
+        assert _close(p50_ratio, memori[1] / other[1]), bench_output
+        assert _close(p99_ratio, memori[2] / other[2]), bench_output
+    assert "goal <= 2.0x: p50" in ratios[(10, "direct")][2], bench_output
+    assert "goal <= 2.2x: p50" in ratios[(100_000, "direct")][2], bench_output
+
+
+def test_chat_complete_reports_throughput_at_both_concurrencies(bench_output: str) -> None:
+    rates = {
+        (int(callers), path): (int(calls), float(per_second))
+        for callers, path, calls, _seconds, per_second in _RATE_ROW.findall(bench_output)
+    }
+    assert rates.keys() == {(n, p) for n in (32, 256) for p in ("memori", "direct")}
+    assert all(calls > 0 for calls, _ in rates.values()), bench_output
+    ratios = {
+        int(callers): (float(r), text) for callers, r, text in _RATE_RATIO.findall(bench_output)
+    }
+    assert ratios.keys() == {32, 256}, bench_output
+    for callers, (ratio, text) in ratios.items():
+        measured = rates[(callers, "memori")][1] / rates[(callers, "direct")][1]
+        assert _close(ratio, measured), bench_output
+        assert "the goal of >= 0.7x" in text, bench_output

@@ -100,9 +100,16 @@ class Upstream:
 
 
 def _sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:
-    """`create(...)` keywords: model and messages typed, the rest sent exactly as given."""
-    rest = {key: value for key, value in body.items() if key not in ("model", "messages")}
-    return {"model": body["model"], "messages": body["messages"], "extra_body": rest}
+    """`create(...)` keywords that send `body` exactly as given.
+
+    The messages go in `extra_body`, which the SDK merges into the JSON over its typed
+    arguments without looking inside. Given as the typed `messages` argument, they would be
+    re-walked against the SDK's type definitions on every call: about 0.1 ms per message,
+    35 ms for a 300-message history, which is most of the proxy's cost. The body was built
+    from validated input already, so nothing is lost by skipping that pass.
+    """
+    rest = {key: value for key, value in body.items() if key != "model"}
+    return {"model": body["model"], "messages": [], "extra_body": rest}
 
 
 async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
