@@ -6,27 +6,26 @@ and this one, whose single asyncio event loop drives every path (async on both s
 
 - memori: the generated `ChatServiceStub` on ONE `grpc.aio` insecure channel;
 - direct: ONE `openai.AsyncOpenAI` (httpx2 pool of 512 connections, all kept alive, no
-  retries) calling `chat.completions.create`, as an app would (the reply parsed into a
-  `ChatCompletion`, as the stub parses a `CompleteResponse`). The goals are against it.
-- direct raw (overhead part only, for information): the same client POSTing the same body
-  with `AsyncOpenAI.post(..., cast_to=ChatCompletion)`, which skips the SDK's per-field
-  request transform (`create` spends ~0.1 ms per message in it, in this process and in the
-  server's own upstream client alike): close to the floor of one upstream call.
-
-The direct paths send exactly what memori sent upstream: after each memori block or phase the
-bench reads the request bodies from the stand-in's log (`GET /_standin/requests`) and the
-direct paths replay them in order. All paths put the same messages (stored history included)
-on the wire, so a ratio is what memori adds per call: session lookup, history load and
-assembly, token counting, storing the turn, and the gRPC hop.
+  retries) calling `chat.completions.create` with the app's own request (the one new user
+  message), as the app would without memori: the goals are against it. The figure is what
+  memory costs an app per call: session lookup, history load and assembly (and sending it),
+  token counting, storing the turn, and the gRPC hop.
+- direct full (for information): the same client sending, with `create`, exactly the body
+  memori sent upstream (history included), read back from the stand-in's request log: what an
+  app that replays its whole history itself (like the in-process Memori SDK) pays. `create`
+  spends ~0.1 ms per message in its request transform, which the server avoids.
+- raw full (for information): that body POSTed with `AsyncOpenAI.post(...,
+  cast_to=ChatCompletion)`, which skips the transform: the floor of one upstream call
+  carrying the history.
 
 Overhead (upstream delay 0): sequential calls, in rounds of one block (50 calls) per path
 and stored-history size, after warm-up rounds; even rounds run memori first, odd rounds last.
 - 100,000 stored messages: one session for the whole run (it grows by 2 per call, nothing
   next to 100,000). Only the newest turns within the server's token budget (default 8,000
   tokens, about 270 of the seeded messages) are sent, so the cost should stay flat.
-- 10 stored messages: a fresh 10-message session per block (calls sequential within it), so
-  the history stays small: a block runs from 10 to 108 stored messages. One session for the
-  whole run would outgrow the token budget within a few blocks and become the large case.
+- 10 stored messages: every call goes to a fresh session seeded with 10 messages, so each
+  call really finds 10 stored messages (11 are sent). One session for the whole run would
+  grow to the token budget and become the large case.
 Sessions are seeded straight into the database before the server starts: messages alternate
 user/assistant, ~20 words each, token_count 30. "msgs sent" is the mean number of messages
 per upstream request (history plus the new one).
@@ -35,7 +34,7 @@ Throughput (upstream delay 50 ms): N concurrent callers (32, then 256) in closed
 alternating memori and direct phases. Each phase counts the calls completed in a window of a
 few seconds after a ramp-up (the ramp-up and the draining of the last calls are not counted).
 Each memori caller has its own attribution and a new session per phase, so histories stay
-short (tens of messages); each direct caller replays the bodies of the latest memori phase.
+short (tens of messages); each direct caller sends the app's request (one new message).
 """
 
 from __future__ import annotations
@@ -77,7 +76,8 @@ GOAL_OVERHEAD = {SMALL_HISTORY: 2.0, LARGE_HISTORY: 2.2}  # memori/direct, p50 a
 GOAL_THROUGHPUT = 0.7  # memori/direct completions per second
 DIRECT_POOL = 512  # httpx2 connections of the direct client, all kept alive
 CALL_TIMEOUT = 60.0
-MEMORI, DIRECT, RAW = "memori", "direct", "direct raw"
+MEMORI, DIRECT, DIRECT_FULL, RAW = "memori", "direct", "direct full", "raw full"
+PATHS = (MEMORI, DIRECT, DIRECT_FULL, RAW)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class SeededSession:
 class Seeded:
     large: SeededSession
     small: list[SeededSession]
-    """One per overhead block (warm-up rounds included)."""
+    """One per overhead call (warm-up rounds included)."""
 
 
 async def _seed_session(
@@ -171,8 +171,8 @@ async def seed(database_url: str, plan: Plan) -> Seeded:
         tag = uuid.uuid4().hex[:8]
         large = await _seed_session(store, f"bench-{tag}-large", LARGE_HISTORY, texts)
         small = [
-            await _seed_session(store, f"bench-{tag}-small-{block}", SMALL_HISTORY, texts)
-            for block in range(plan.warmup_rounds + plan.rounds)
+            await _seed_session(store, f"bench-{tag}-small-{call}", SMALL_HISTORY, texts)
+            for call in range((plan.warmup_rounds + plan.rounds) * plan.block)
         ]
     finally:
         await database.close()
@@ -261,6 +261,10 @@ class Paths:
         return response
 
     async def direct_call(self, body: dict[str, Any]) -> None:
+        """The app's own request without memori: the new message of `body` alone."""
+        await self.full_call({**body, "messages": body["messages"][-1:]})
+
+    async def full_call(self, body: dict[str, Any]) -> None:
         extra = {key: value for key, value in body.items() if key not in ("model", "messages")}
         _check_echo(
             await self.direct.chat.completions.create(
@@ -280,7 +284,7 @@ class OverheadResult:
     backend: str
     stored: int
     latencies: dict[str, Latencies]
-    """By path: MEMORI, DIRECT, RAW."""
+    """By path: MEMORI, DIRECT, DIRECT_FULL, RAW."""
     sent_messages: float
 
     def ratio(self, percentile: float, baseline: str = DIRECT) -> float:
@@ -295,11 +299,9 @@ class OverheadResult:
 @dataclass
 class _Case:
     stored: int
-    session: Callable[[int], SeededSession]
-    """The session of a round's block."""
-    samples: dict[str, list[float]] = field(
-        default_factory=lambda: {MEMORI: [], DIRECT: [], RAW: []}
-    )
+    session: Callable[[int, int], SeededSession]
+    """The session of a round's call."""
+    samples: dict[str, list[float]] = field(default_factory=lambda: {p: [] for p in PATHS})
     sent: list[int] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     """What memori sent upstream in its latest block: what the direct paths replay next."""
@@ -308,9 +310,9 @@ class _Case:
 async def _memori_block(
     paths: Paths, case: _Case, round_: int, block: int, into: list[float]
 ) -> None:
-    session = case.session(round_)
     await paths.standin.reset()
-    for _ in range(block):
+    for call in range(block):
+        session = case.session(round_, call)
         request = paths.request(session.session_id, session.attribution)
         start = time.perf_counter()
         response = await paths.memori_call(request)
@@ -339,20 +341,20 @@ async def _replay_block(
 async def overhead(paths: Paths, backend: str, seeded: Seeded, plan: Plan) -> list[OverheadResult]:
     await paths.standin.set_delay(0.0)
     cases = [
-        _Case(SMALL_HISTORY, lambda round_: seeded.small[round_]),
-        _Case(LARGE_HISTORY, lambda _round: seeded.large),
+        _Case(SMALL_HISTORY, lambda round_, call: seeded.small[round_ * plan.block + call]),
+        _Case(LARGE_HISTORY, lambda _round, _call: seeded.large),
     ]
     for round_ in range(plan.warmup_rounds + plan.rounds):
         measured = round_ >= plan.warmup_rounds
         memori_first = round_ % 2 == 0  # round 0 must: the direct paths replay memori's bodies
         for case in cases if memori_first else cases[::-1]:
-            samples = case.samples if measured else {MEMORI: [], DIRECT: [], RAW: []}
-            for path in [MEMORI, DIRECT, RAW] if memori_first else [RAW, DIRECT, MEMORI]:
+            samples = case.samples if measured else {p: [] for p in PATHS}
+            calls = {DIRECT: paths.direct_call, DIRECT_FULL: paths.full_call, RAW: paths.raw_call}
+            for path in PATHS if memori_first else PATHS[::-1]:
                 if path == MEMORI:
                     await _memori_block(paths, case, round_, plan.block, samples[path])
                 else:
-                    call = paths.direct_call if path == DIRECT else paths.raw_call
-                    await _replay_block(call, case.bodies, samples[path])
+                    await _replay_block(calls[path], case.bodies, samples[path])
             if measured:
                 case.sent.extend(len(body["messages"]) for body in case.bodies)
     await paths.standin.reset()
@@ -513,7 +515,10 @@ def format_tables(results: Sequence[Result]) -> str:
         f"{'backend':<12}{'stored':>8}  {'path':<15}{'calls':>7}{'p50 ms':>10}{'p99 ms':>10}"
         f"{'mean ms':>10}{'msgs sent':>11}"
     )
-    lines = ["chat_complete overhead: sequential Complete vs the same request direct"]
+    lines = [
+        "chat_complete overhead: sequential Complete vs the app's request sent directly "
+        "(direct), and vs memori's upstream body sent directly (direct full, raw full)"
+    ]
     lines += [header, "-" * len(header)]
     for result in results:
         for row in result.overhead:
@@ -523,8 +528,8 @@ def format_tables(results: Sequence[Result]) -> str:
                     f"{ms(latencies.p50):>10}{ms(latencies.p99):>10}{ms(latencies.mean):>10}"
                     f"{row.sent_messages:>11.1f}"
                 )
-            for baseline in (DIRECT, RAW):
-                name = f"{MEMORI}/{baseline.removeprefix('direct ')}"
+            for baseline in (DIRECT, DIRECT_FULL, RAW):
+                name = f"{MEMORI}/{baseline}"
                 mean = row.latencies[MEMORI].mean / row.latencies[baseline].mean
                 line = (
                     f"{row.backend:<12}{row.stored:>8}  {name:<15}{'':>7}"
@@ -541,7 +546,7 @@ def format_tables(results: Sequence[Result]) -> str:
         lines.append("")
     header = f"{'backend':<12}{'callers':>8}  {'path':<15}{'calls':>7}{'seconds':>10}{'per s':>10}"
     lines += [
-        "chat_complete throughput: concurrent Complete vs the same requests direct",
+        "chat_complete throughput: concurrent Complete vs the app's requests sent directly",
         header,
         "-" * len(header),
     ]

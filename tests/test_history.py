@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 from memori_server.chat.history import (
-    StoredTurnMessage,
     assemble,
     split_instructions,
     strip_resent,
     within_budget,
 )
 from memori_server.chat.messages import OpenAIMessage
+from memori_server.storage.records import HistoryMessage
 from memori_server.tokens import bundled_encoding, count_message, encoding_for
 
 
@@ -37,8 +37,8 @@ def tool_result(call_id: str) -> OpenAIMessage:
     return {"role": "tool", "content": "42", "tool_call_id": call_id}
 
 
-def stored(*messages: OpenAIMessage, tokens: int = 10) -> list[StoredTurnMessage]:
-    return [StoredTurnMessage(message, tokens) for message in messages]
+def stored(*messages: OpenAIMessage, tokens: int = 10) -> list[HistoryMessage]:
+    return [HistoryMessage(message, tokens) for message in messages]
 
 
 def test_instructions_go_first_then_history_then_new_messages() -> None:

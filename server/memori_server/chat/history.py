@@ -9,14 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memori_server.chat.messages import INSTRUCTION_ROLES, OpenAIMessage
-
-
-@dataclass(frozen=True, slots=True)
-class StoredTurnMessage:
-    """A stored message in OpenAI's shape with the token count it was stored with."""
-
-    message: OpenAIMessage
-    token_count: int
+from memori_server.storage.records import HistoryMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +47,7 @@ def strip_resent(
 
 
 def within_budget(
-    stored: Sequence[StoredTurnMessage], budget: int, *, from_session_start: bool
+    stored: Sequence[HistoryMessage], budget: int, *, from_session_start: bool
 ) -> list[OpenAIMessage]:
     """The newest whole turns of `stored` whose tokens fit in `budget`.
 
@@ -78,7 +71,7 @@ def within_budget(
 
 def assemble(
     request_messages: Sequence[OpenAIMessage],
-    stored: Sequence[StoredTurnMessage],
+    stored: Sequence[HistoryMessage],
     budget: int,
     *,
     from_session_start: bool,

@@ -13,7 +13,7 @@ from google.protobuf import json_format, struct_pb2
 from memori_proto.v1 import common_pb2
 
 from memori_server.services.convert import ROLE_NAMES
-from memori_server.storage.records import NewMessage
+from memori_server.storage.records import NewMessage, openai_message
 from memori_server.tokens import count_message
 from memori_server.validation import Violations
 
@@ -143,15 +143,11 @@ def to_record(message: OpenAIMessage, encoding: tiktoken.Encoding) -> NewMessage
 
 
 def from_record(record: NewMessage) -> OpenAIMessage:
-    result: OpenAIMessage = {"role": record.role}
-    if record.content is not None:
-        result["content"] = record.content
-    elif record.content_parts is not None:
-        result["content"] = record.content_parts
-    if record.name:
-        result["name"] = record.name
-    if record.tool_calls:
-        result["tool_calls"] = record.tool_calls
-    if record.tool_call_id:
-        result["tool_call_id"] = record.tool_call_id
-    return result
+    return openai_message(
+        record.role,
+        record.content,
+        record.content_parts,
+        record.name,
+        record.tool_calls,
+        record.tool_call_id,
+    )

@@ -21,7 +21,7 @@ from memori_proto.v1 import chat_pb2, chat_pb2_grpc
 from memori_server import validation
 from memori_server.chat import history
 from memori_server.chat.completion_pb import chunk_pb, completion_pb
-from memori_server.chat.messages import from_record, from_reply, to_record
+from memori_server.chat.messages import from_reply, to_record
 from memori_server.chat.request import ChatRequest, parse
 from memori_server.chat.stream_assembly import StreamAssembly
 from memori_server.chat.upstream import Upstream
@@ -161,13 +161,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             token_budget=settings.history_token_budget,
             min_messages=len(call.chat.messages),
         )
-        stored = [
-            history.StoredTurnMessage(from_record(item.message), item.message.token_count)
-            for item in context.history
-        ]
         assembly = history.assemble(
             call.chat.messages,
-            stored,
+            context.history,
             settings.history_token_budget,
             from_session_start=context.from_session_start,
         )

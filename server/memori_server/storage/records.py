@@ -37,3 +37,34 @@ class StoredMessage:
     sequence: int
     message: NewMessage
     create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryMessage:
+    """A stored message as the upstream gets it (OpenAI's shape), with its token count."""
+
+    message: dict[str, Any]
+    token_count: int
+
+
+def openai_message(
+    role: str,
+    content: str | None,
+    content_parts: list[dict[str, Any]] | None,
+    name: str | None,
+    tool_calls: list[dict[str, Any]] | None,
+    tool_call_id: str | None,
+) -> dict[str, Any]:
+    """The OpenAI chat message of stored fields: the one place that shape is built."""
+    result: dict[str, Any] = {"role": role}
+    if content is not None:
+        result["content"] = content
+    elif content_parts is not None:
+        result["content"] = content_parts
+    if name:
+        result["name"] = name
+    if tool_calls:
+        result["tool_calls"] = tool_calls
+    if tool_call_id:
+        result["tool_call_id"] = tool_call_id
+    return result

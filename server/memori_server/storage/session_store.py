@@ -7,13 +7,24 @@ errors the RPC layer maps to statuses.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
@@ -105,22 +116,41 @@ def _select_session(conn: Connection, tenant_id: str, session_id: str) -> Row[An
     return row
 
 
+@functools.cache
+def _current_pointer_upsert(dialect: Any) -> Any:
+    """The upsert of a current-session pointer, built once per dialect module."""
+    stmt = dialect.insert(current_sessions)
+    return stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "entity_id", "process_id"],
+        set_={"session_id": stmt.excluded.session_id},
+    )
+
+
 def make_current(
     conn: Connection, dialect: Any, tenant_id: str, attribution: Attribution, session_id: str
 ) -> None:
     """Point the attribution's current-session pointer at `session_id`."""
-    stmt = dialect.insert(current_sessions).values(
-        tenant_id=tenant_id,
-        entity_id=attribution.entity_id,
-        process_id=attribution.process_id,
-        session_id=session_id,
-    )
     conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "entity_id", "process_id"],
-            set_={"session_id": stmt.excluded.session_id},
-        )
+        _current_pointer_upsert(dialect),
+        {
+            "tenant_id": tenant_id,
+            "entity_id": attribution.entity_id,
+            "process_id": attribution.process_id,
+            "session_id": session_id,
+        },
     )
+
+
+_COUNT_APPENDED = (
+    update(sessions)
+    .where(sessions.c.tenant_id == bindparam("b_tenant"), sessions.c.id == bindparam("b_session"))
+    .values(
+        message_count=sessions.c.message_count + bindparam("appended", type_=BigInteger()),
+        update_time=bindparam("now", type_=sessions.c.update_time.type),
+    )
+    .returning(*sessions.c)
+)
+_INSERT_MESSAGE = insert(messages)
 
 
 def append_rows(
@@ -137,10 +167,8 @@ def append_rows(
     """
     count = len(new_messages)
     row = conn.execute(
-        update(sessions)
-        .where(sessions.c.tenant_id == tenant_id, sessions.c.id == session_id)
-        .values(message_count=sessions.c.message_count + count, update_time=now)
-        .returning(*sessions.c)
+        _COUNT_APPENDED,
+        {"b_tenant": tenant_id, "b_session": session_id, "appended": count, "now": now},
     ).first()
     if row is None:
         raise SessionNotFound(session_id)
@@ -151,7 +179,7 @@ def append_rows(
     ]
     if stored:
         conn.execute(
-            insert(messages),
+            _INSERT_MESSAGE,
             [
                 {
                     "tenant_id": tenant_id,

@@ -7,19 +7,26 @@ only created by the transaction that stores its turn, so a failed call leaves no
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from memori_server.errors import SessionNotFound
 from memori_server.storage.database import Database
 from memori_server.storage.idempotency import mark_done
-from memori_server.storage.records import NewMessage, SessionRecord, StoredMessage
+from memori_server.storage.records import (
+    HistoryMessage,
+    NewMessage,
+    SessionRecord,
+    StoredMessage,
+    openai_message,
+)
 from memori_server.storage.session_store import (
     CURRENT_SESSION,
     SESSION_BY_ID,
@@ -27,23 +34,33 @@ from memori_server.storage.session_store import (
     check_owner,
     make_current,
     session_record,
-    stored_message,
     utc_now,
 )
-from memori_server.storage.tables import messages, sessions
+from memori_server.storage.tables import sessions
 from memori_server.validation import Attribution
 
-HISTORY_BATCH = 64
-_NEWEST_MESSAGES = (
-    select(messages)
-    .where(
-        messages.c.tenant_id == bindparam("tenant_id"),
-        messages.c.session_id == bindparam("session_id"),
-        messages.c.seq < bindparam("before"),
-    )
-    .order_by(messages.c.seq.desc())
-    .limit(HISTORY_BATCH)
+HISTORY_BATCH = 256
+# Plain SQL without column types: SQLAlchemy's per-row result processing cost four times
+# the query itself for a few hundred messages. JSON columns are decoded here instead.
+_NEWEST_MESSAGES = text(
+    "SELECT seq, role, content, content_parts, name, tool_calls, tool_call_id, token_count "
+    "FROM messages WHERE tenant_id = :tenant_id AND session_id = :session_id AND seq < :before "
+    f"ORDER BY seq DESC LIMIT {HISTORY_BATCH}"
 )
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value: text on SQLite, already decoded by psycopg on PostgreSQL."""
+    if value is None or value == "null":  # SQLAlchemy's JSON type stores None as 'null'
+        return None
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _history_message(row: Any) -> HistoryMessage:
+    _, role, content, parts, name, calls, call_id, tokens = row
+    return HistoryMessage(
+        openai_message(role, content, _json(parts), name, _json(calls), call_id), tokens
+    )
 
 
 _ATTRIBUTION_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
@@ -63,7 +80,7 @@ class ChatContext:
     """The session as loaded; None when the storing transaction is to create it."""
     from_current: bool
     """No session id was given: the attribution's current session (or a new one) is used."""
-    history: list[StoredMessage]
+    history: list[HistoryMessage]
     """The newest stored messages: enough for the token budget and the resent-turn check."""
     from_session_start: bool
     """`history` begins with the session's first message."""
@@ -85,9 +102,9 @@ def _history(
     message_count: int,
     token_budget: int,
     min_messages: int,
-) -> tuple[list[StoredMessage], bool]:
+) -> tuple[list[HistoryMessage], bool]:
     """Newest messages until the budget is exceeded and `min_messages` are loaded."""
-    newest_first: list[StoredMessage] = []
+    newest_first: list[HistoryMessage] = []
     used = 0
     before = message_count + 1
     while before > 1 and (used <= token_budget or len(newest_first) < min_messages):
@@ -98,9 +115,12 @@ def _history(
         if not rows:
             break
         for row in rows:
-            newest_first.append(stored_message(row))
-            used += row.token_count
-        before = rows[-1].seq
+            item = _history_message(row)
+            newest_first.append(item)
+            used += item.token_count
+            before = row[0]
+            if used > token_budget and len(newest_first) >= min_messages:
+                break
     newest_first.reverse()
     return newest_first, before <= 1
 
@@ -229,7 +249,8 @@ class TurnStore:
         def work(conn: Connection) -> tuple[SessionRecord, list[StoredMessage]]:
             target = self._ensure_session(conn, tenant_id, attribution, context, idle_seconds, now)
             row, stored = append_rows(conn, tenant_id, target, turn, now)
-            make_current(conn, self._dialect, tenant_id, attribution, target)
+            if not (context.from_current and target == context.session_id and context.record):
+                make_current(conn, self._dialect, tenant_id, attribution, target)
             if completion is not None:
                 mark_done(
                     conn,
