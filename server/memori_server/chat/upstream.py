@@ -44,7 +44,7 @@ class Upstream:
             base_url=base_url,
             max_retries=settings.upstream_max_retries,
             timeout=settings.upstream_timeout,
-            http_client=openai.DefaultAsyncHttpx2Client(limits=limits),
+            http_client=openai.DefaultAioHttpClient(limits=limits),
         )
         self.default_timeout = settings.upstream_timeout
         self.base_url = str(self._client.base_url)
@@ -57,10 +57,16 @@ class Upstream:
     ) -> tuple[str, dict[str, Any]]:
         """POST /chat/completions; returns (raw JSON text, parsed object)."""
         try:
-            raw = await self._client.chat.completions.with_raw_response.create(
-                **_sdk_arguments(body), timeout=upstream_timeout
+            # The SDK's generic POST (its documented way to call any endpoint): auth, retries,
+            # timeouts and error classes as `create`, without re-validating a body that was
+            # built from validated input, and with the raw text kept for the caller.
+            response = await self._client.post(
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                body=body,
+                options={"timeout": upstream_timeout},
             )
-            text = (await raw.http_response.aread()).decode()
+            text = response.text
         except openai.OpenAIError as error:
             raise upstream_error(error) from error
         except httpx2.HTTPError as error:  # the body broke off while being read

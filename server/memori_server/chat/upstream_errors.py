@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import time
 
+import aiohttp
 import grpc
 import httpx2
 import openai
@@ -149,7 +150,7 @@ def upstream_error(error: openai.OpenAIError) -> UpstreamError:
     """The status a client gets for an error the openai SDK raised."""
     if isinstance(error, openai.APIStatusError):
         return from_status_error(error)
-    if isinstance(error, openai.APITimeoutError):
+    if isinstance(error, openai.APITimeoutError) and not _refused(error):
         return UpstreamError(
             grpc.StatusCode.DEADLINE_EXCEEDED,
             "UPSTREAM_TIMEOUT",
@@ -157,12 +158,30 @@ def upstream_error(error: openai.OpenAIError) -> UpstreamError:
         )
     if isinstance(error, openai.APIConnectionError):
         cause = error.__cause__ or error
+        while cause.__cause__ is not None:  # the transport's own error says most
+            cause = cause.__cause__
         return UpstreamError(
             grpc.StatusCode.UNAVAILABLE,
             "UPSTREAM_UNREACHABLE",
             f"cannot reach the upstream: {type(cause).__name__}: {_text(cause)}",
         )
     return invalid_response(f"{type(error).__name__}: {_text(error)}")
+
+
+def _refused(error: BaseException) -> bool:
+    """A connection that failed at once, which the aiohttp transport reports as a timeout.
+
+    The openai SDK's vendored aiohttp transport maps aiohttp.ClientConnectorError
+    (connection refused, unknown host) to httpx2.ConnectTimeout; it is no timeout.
+    """
+    cause = error.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(
+            cause, aiohttp.ServerTimeoutError | TimeoutError
+        ):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def invalid_response(problem: str) -> UpstreamError:
