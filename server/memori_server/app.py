@@ -104,7 +104,7 @@ class MemoriServer:
         settings = self.settings
         self._database = await open_database(
             settings.database_url,
-            settings.database_pool_size,
+            settings.pool_size,
             migrate_schema=settings.migrate_on_start,
         )
         self.store = SessionStore(self._database)

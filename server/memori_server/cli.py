@@ -23,6 +23,8 @@ MIGRATE_FIELDS = ("database_url", "log_level", "log_format")
 def _shown_default(name: str) -> str:
     if name == "database_url":
         return "a memori.db file in the working directory"
+    if name == "database_pool_size":
+        return "2 for SQLite, 8 for PostgreSQL"
     default = Settings.model_fields[name].default
     if isinstance(default, bool):
         return "on" if default else "off"

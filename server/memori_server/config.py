@@ -28,11 +28,13 @@ class Settings(BaseSettings):
         default_factory=default_database_url,
         description="sqlite:///path.db or postgresql://user:password@host:port/db.",
     )
-    database_pool_size: int = Field(
-        8,
+    database_pool_size: int | None = Field(
+        None,
         ge=1,
         le=100,
-        description="Database connections, and worker threads using them, per process.",
+        description="Database connections, and worker threads using them, per process; "
+        "default 2 for SQLite (one writer at a time anyway, and fewer threads contend less "
+        "with the event loop for the GIL), 8 for PostgreSQL.",
     )
     migrate_on_start: bool = Field(True, description="Apply database migrations before serving.")
     session_idle_timeout: float = Field(
@@ -111,6 +113,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="text (key=value) or json (one object per line)."
     )
+
+    @property
+    def pool_size(self) -> int:
+        """`database_pool_size`, or the default for the configured database."""
+        if self.database_pool_size is not None:
+            return self.database_pool_size
+        return 2 if self.database_url.startswith("sqlite") else 8
 
     @field_validator("log_level", mode="before")
     @classmethod
