@@ -92,12 +92,23 @@ class Database:
                 return await self._points.fetch_one(statement, parameters)
             except FastPathUnavailable:
                 pass
-        return await self.read_one(
+        return await self.read_autocommit(
             lambda connection: connection.execute(statement, parameters).first()
         )
 
-    async def read_one(self, work: Work[T]) -> T:
-        """`work` that runs a single statement: autocommit, no BEGIN/COMMIT round trips."""
+    async def fetch_all(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Any]:
+        """The rows `statement` selects, without a thread hand-off when the fast path can."""
+        with _storage_errors():
+            try:
+                return await self._points.fetch_all(statement, parameters)
+            except FastPathUnavailable:
+                pass
+        return await self.read_autocommit(
+            lambda connection: list(connection.execute(statement, parameters).all())
+        )
+
+    async def read_autocommit(self, work: Work[T]) -> T:
+        """`work` whose statements each stand alone: autocommit, no BEGIN/COMMIT round trips."""
         return await self._run(functools.partial(self._autocommit, work))
 
     @staticmethod
@@ -110,7 +121,7 @@ class Database:
             return work(connection)
 
     async def ping(self) -> None:
-        await self.read_one(lambda connection: connection.execute(text("SELECT 1")))
+        await self.read_autocommit(lambda connection: connection.execute(text("SELECT 1")))
 
     async def close(self) -> None:
         await self._points.close()

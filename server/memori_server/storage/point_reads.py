@@ -1,4 +1,4 @@
-"""The hot path of `Get`: fetch one row by key without a thread hand-off.
+"""The hot reads (`Get`, a chat call's session and history) without a thread hand-off.
 
 `Database` runs transactions in worker threads; for a single-row read by key that hop, and
 SQLAlchemy's per-execution machinery, cost more than the read itself. Here SQLAlchemy still
@@ -43,15 +43,19 @@ class CompiledRead:
         self._positional = compiled.positional
         names: Sequence[str] = compiled.positiontup or list(compiled.binds)
         self._binds = [(name, compiled.binds[name].type.bind_processor(dialect)) for name in names]
+        # Values the statement carries itself (a LIMIT, say), used unless the call gives one.
+        self._own_values = {name: compiled.binds[name].value for name in names}
         columns = list(statement.selected_columns)
         self._results: list[Processor] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
+        self._active = [(i, process) for i, process in enumerate(self._results) if process]
         self._row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
 
     def parameters(self, values: dict[str, Any]) -> Any:
+        given = {**self._own_values, **values}
         converted = [
-            (name, process(values[name]) if process else values[name])
+            (name, process(given[name]) if process else given[name])
             for name, process in self._binds
         ]
         return [value for _, value in converted] if self._positional else dict(converted)
@@ -59,16 +63,16 @@ class CompiledRead:
     def row(self, raw: Sequence[Any] | None) -> Any:
         if raw is None:
             return None
-        return self._row(
-            *(
-                process(value) if process else value
-                for process, value in zip(self._results, raw, strict=True)
-            )
-        )
+        values = list(raw)
+        for index, process in self._active:
+            values[index] = process(values[index])
+        return self._row(*values)
 
 
 class PointReader(Protocol):
     async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any: ...
+
+    async def fetch_all(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Any]: ...
 
     async def close(self) -> None: ...
 
@@ -93,7 +97,7 @@ class SqlitePointReader:
         self._compiled = _Compiler(engine.dialect)
         self._connection: Any = None  # a pooled DBAPI connection, kept while the server runs
 
-    async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
+    def _rows(self, statement: Select[Any], parameters: dict[str, Any], one: bool) -> Any:
         read = self._compiled(statement)
         if self._connection is None:
             self._connection = self._engine.raw_connection()  # autocommit: see engine.py
@@ -101,13 +105,22 @@ class SqlitePointReader:
             cursor = self._connection.cursor()
             try:
                 cursor.execute(read.sql, read.parameters(parameters))
-                return read.row(cursor.fetchone())
+                if one:
+                    return read.row(cursor.fetchone())
+                return [read.row(raw) for raw in cursor.fetchall()]
             finally:
                 cursor.close()
         except sqlite3.OperationalError as error:  # replaced by a new connection next time
             self._connection.invalidate()
             self._connection = None
             raise OperationalError(read.sql, parameters, error) from error
+
+    async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
+        return self._rows(statement, parameters, one=True)
+
+    async def fetch_all(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Any]:
+        rows: list[Any] = self._rows(statement, parameters, one=False)
+        return rows
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -132,7 +145,7 @@ class PostgresPointReader:
         self._compiled = _Compiler(engine.dialect)
         self._checks: set[asyncio.Task[None]] = set()
 
-    async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
+    async def _rows(self, statement: Select[Any], parameters: dict[str, Any], one: bool) -> Any:
         read = self._compiled(statement)
         try:
             if not self._opened:
@@ -140,12 +153,21 @@ class PostgresPointReader:
                 self._opened = True
             async with self._pool.connection(timeout=FAST_PATH_WAIT) as connection:
                 cursor = await connection.execute(read.sql.encode(), read.parameters(parameters))
-                return read.row(await cursor.fetchone())
+                if one:
+                    return read.row(await cursor.fetchone())
+                return [read.row(raw) for raw in await cursor.fetchall()]
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError) as error:
             # Idle connections die with a database restart: drop them in the background.
             self._checks.add(task := asyncio.create_task(self._pool.check()))
             task.add_done_callback(self._checks.discard)
             raise FastPathUnavailable(str(error)) from error
+
+    async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
+        return await self._rows(statement, parameters, one=True)
+
+    async def fetch_all(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Any]:
+        rows: list[Any] = await self._rows(statement, parameters, one=False)
+        return rows
 
     async def close(self) -> None:
         if self._opened:

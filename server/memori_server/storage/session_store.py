@@ -332,7 +332,9 @@ class SessionStore:
                 )
             )
         query = query.order_by(sessions.c.update_time.desc(), sessions.c.id.desc())
-        rows = await self._db.read_one(lambda conn: conn.execute(query.limit(limit + 1)).all())
+        rows = await self._db.read_autocommit(
+            lambda conn: conn.execute(query.limit(limit + 1)).all()
+        )
         return [session_record(row) for row in rows[:limit]], len(rows) > limit
 
     async def delete(

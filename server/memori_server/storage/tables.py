@@ -76,9 +76,10 @@ messages = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("role", String(16), nullable=False),
     Column("content", Text, nullable=True),
-    Column("content_parts", JSON, nullable=True),
+    # none_as_null: no content parts is SQL NULL, not the JSON text 'null' (cheaper to read).
+    Column("content_parts", JSON(none_as_null=True), nullable=True),
     Column("name", String(NAME_LENGTH), nullable=True),
-    Column("tool_calls", JSON, nullable=True),
+    Column("tool_calls", JSON(none_as_null=True), nullable=True),
     Column("tool_call_id", String(255), nullable=True),
     Column("token_count", Integer, nullable=False, default=0),
     Column("create_time", UtcDateTime(), nullable=False),

@@ -7,14 +7,13 @@ only created by the transaction that stores its turn, so a failed call leaves no
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from memori_server.errors import SessionNotFound
@@ -36,31 +35,37 @@ from memori_server.storage.session_store import (
     session_record,
     utc_now,
 )
-from memori_server.storage.tables import sessions
+from memori_server.storage.tables import messages, sessions
 from memori_server.validation import Attribution
 
 HISTORY_BATCH = 256
-# Plain SQL without column types: SQLAlchemy's per-row result processing cost four times
-# the query itself for a few hundred messages. JSON columns are decoded here instead.
-_NEWEST_MESSAGES = text(
-    "SELECT seq, role, content, content_parts, name, tool_calls, tool_call_id, token_count "
-    "FROM messages WHERE tenant_id = :tenant_id AND session_id = :session_id AND seq < :before "
-    f"ORDER BY seq DESC LIMIT {HISTORY_BATCH}"
+# Only the columns a history needs, read through the fast path (`Database.fetch_all`): no
+# thread hand-off, and none of SQLAlchemy's per-row machinery, which cost four times the
+# query itself for a few hundred messages.
+_NEWEST_MESSAGES = (
+    select(
+        messages.c.seq,
+        messages.c.role,
+        messages.c.content,
+        messages.c.content_parts,
+        messages.c.name,
+        messages.c.tool_calls,
+        messages.c.tool_call_id,
+        messages.c.token_count,
+    )
+    .where(
+        messages.c.tenant_id == bindparam("tenant_id"),
+        messages.c.session_id == bindparam("session_id"),
+        messages.c.seq < bindparam("before", type_=messages.c.seq.type),
+    )
+    .order_by(messages.c.seq.desc())
+    .limit(HISTORY_BATCH)
 )
-
-
-def _json(value: Any) -> Any:
-    """A JSON column's value: text on SQLite, already decoded by psycopg on PostgreSQL."""
-    if value is None or value == "null":  # SQLAlchemy's JSON type stores None as 'null'
-        return None
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _history_message(row: Any) -> HistoryMessage:
     _, role, content, parts, name, calls, call_id, tokens = row
-    return HistoryMessage(
-        openai_message(role, content, _json(parts), name, _json(calls), call_id), tokens
-    )
+    return HistoryMessage(openai_message(role, content, parts, name, calls, call_id), tokens)
 
 
 _ATTRIBUTION_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
@@ -95,36 +100,6 @@ class Completion:
     ttl_seconds: float
 
 
-def _history(
-    conn: Connection,
-    tenant_id: str,
-    session_id: str,
-    message_count: int,
-    token_budget: int,
-    min_messages: int,
-) -> tuple[list[HistoryMessage], bool]:
-    """Newest messages until the budget is exceeded and `min_messages` are loaded."""
-    newest_first: list[HistoryMessage] = []
-    used = 0
-    before = message_count + 1
-    while before > 1 and (used <= token_budget or len(newest_first) < min_messages):
-        rows = conn.execute(
-            _NEWEST_MESSAGES,
-            {"tenant_id": tenant_id, "session_id": session_id, "before": before},
-        ).all()
-        if not rows:
-            break
-        for row in rows:
-            item = _history_message(row)
-            newest_first.append(item)
-            used += item.token_count
-            before = row[0]
-            if used > token_budget and len(newest_first) >= min_messages:
-                break
-    newest_first.reverse()
-    return newest_first, before <= 1
-
-
 class TurnStore:
     def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
         self._db = database
@@ -141,46 +116,74 @@ class TurnStore:
         token_budget: int,
         min_messages: int,
     ) -> ChatContext:
-        """Resolve the session (never creating it) and read its recent history."""
-        active_since = self._clock() - timedelta(seconds=idle_seconds)
+        """Resolve the session (never creating it) and read its recent history.
 
-        def work(conn: Connection) -> ChatContext:
-            if session_id is not None:
-                row = conn.execute(
-                    SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}
-                ).first()
-                if row is not None:
-                    check_owner(row, attribution)
-            else:
-                row = conn.execute(
-                    CURRENT_SESSION,
-                    {
-                        "tenant_id": tenant_id,
-                        "entity_id": attribution.entity_id,
-                        "process_id": attribution.process_id,
-                        "active_since": active_since,
-                    },
-                ).first()
-            if row is None:
-                return ChatContext(
-                    session_id=session_id or str(uuid.uuid4()),
-                    record=None,
-                    from_current=session_id is None,
-                    history=[],
-                    from_session_start=True,
-                )
-            history, from_start = _history(
-                conn, tenant_id, row.id, row.message_count, token_budget, min_messages
+        Separate autocommit reads: a turn stored between them is only not seen yet.
+        """
+        if session_id is not None:
+            row = await self._db.fetch_one(
+                SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}
             )
+            if row is not None:
+                check_owner(row, attribution)
+        else:
+            row = await self._db.fetch_one(
+                CURRENT_SESSION,
+                {
+                    "tenant_id": tenant_id,
+                    "entity_id": attribution.entity_id,
+                    "process_id": attribution.process_id,
+                    "active_since": self._clock() - timedelta(seconds=idle_seconds),
+                },
+            )
+        if row is None:
             return ChatContext(
-                session_id=row.id,
-                record=session_record(row),
+                session_id=session_id or str(uuid.uuid4()),
+                record=None,
                 from_current=session_id is None,
-                history=history,
-                from_session_start=from_start,
+                history=[],
+                from_session_start=True,
             )
+        history, from_start = await self._history(
+            tenant_id, row.id, row.message_count, token_budget, min_messages
+        )
+        return ChatContext(
+            session_id=row.id,
+            record=session_record(row),
+            from_current=session_id is None,
+            history=history,
+            from_session_start=from_start,
+        )
 
-        return await self._db.read(work)
+    async def _history(
+        self,
+        tenant_id: str,
+        session_id: str,
+        message_count: int,
+        token_budget: int,
+        min_messages: int,
+    ) -> tuple[list[HistoryMessage], bool]:
+        """Newest messages until the budget is exceeded and `min_messages` are loaded;
+        returns them oldest first, and whether they start at the session's first message."""
+        newest_first: list[HistoryMessage] = []
+        used = 0
+        before = message_count + 1
+        while before > 1 and (used <= token_budget or len(newest_first) < min_messages):
+            rows = await self._db.fetch_all(
+                _NEWEST_MESSAGES,
+                {"tenant_id": tenant_id, "session_id": session_id, "before": before},
+            )
+            if not rows:
+                break
+            for row in rows:
+                item = _history_message(row)
+                newest_first.append(item)
+                used += item.token_count
+                before = row[0]
+                if used > token_budget and len(newest_first) >= min_messages:
+                    break
+        newest_first.reverse()
+        return newest_first, before <= 1
 
     def _ensure_session(
         self,
