@@ -24,6 +24,7 @@ from sqlalchemy.sql import Select
 
 from memori_server.errors import StorageUnavailable
 from memori_server.storage.engine import AUTOCOMMIT_OPTION, WRITE_OPTION, create_engine
+from memori_server.storage.inline_writes import SqliteInlineWriter, WriterBusy
 from memori_server.storage.point_reads import (
     FastPathUnavailable,
     PointReader,
@@ -72,13 +73,24 @@ class Database:
             if self.dialect == "postgresql"
             else SqlitePointReader(self.engine)
         )
+        self._inline = SqliteInlineWriter(self.engine) if self.dialect == "sqlite" else None
 
     async def _run(self, function: Callable[[], T]) -> T:
         with _storage_errors():
             return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
-    async def write(self, work: Work[T]) -> T:
-        """`work` in one transaction that may write; committed unless it raises."""
+    async def write(self, work: Work[T], *, small: bool = False) -> T:
+        """`work` in one transaction that may write; committed unless it raises.
+
+        `small`: a few statements touching a few rows, which on SQLite may then run on the
+        event loop when the write lock is free (see `inline_writes`).
+        """
+        if small and self._inline is not None:
+            with _storage_errors():
+                try:
+                    return self._inline.run(work)
+                except WriterBusy:
+                    pass
         return await self._run(functools.partial(self._in_transaction, self._writer, work))
 
     async def read(self, work: Work[T]) -> T:
@@ -124,6 +136,8 @@ class Database:
         await self.read_autocommit(lambda connection: connection.execute(text("SELECT 1")))
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
         await self._points.close()
         await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.dispose)
         self._executor.shutdown(wait=False)

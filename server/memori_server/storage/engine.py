@@ -57,7 +57,7 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
     """
     engine = sqlalchemy_engine(
         url,
-        pool_size=pool_size + 1,  # + the connection point reads keep on the event loop
+        pool_size=pool_size + 2,  # + the connections point reads and inline writes keep
         max_overflow=0,
         connect_args={"timeout": 30, "check_same_thread": False},
     )

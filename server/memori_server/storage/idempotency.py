@@ -117,7 +117,7 @@ class IdempotencyStore:
                 return Claim(ClaimState.DONE, row.session_id, row.response)
             return Claim(ClaimState.IN_FLIGHT)
 
-        return await self._db.write(work)
+        return await self._db.write(work, small=True)
 
     async def purge_expired(self) -> int:
         """Delete records past their expiry: finished ones after the TTL, abandoned claims."""
@@ -141,7 +141,7 @@ class IdempotencyStore:
                 )
             )
 
-        await self._db.write(work)
+        await self._db.write(work, small=True)
 
 
 def mark_done(

@@ -235,7 +235,7 @@ class SessionStore:
             )
             make_current(conn, self._dialect, tenant_id, attribution, record.id)
 
-        await self._db.write(work)
+        await self._db.write(work, small=True)
         return record
 
     async def set(
@@ -275,7 +275,7 @@ class SessionStore:
             make_current(conn, self._dialect, tenant_id, attribution, session_id)
             return session_record(row), inserted is not None
 
-        return await self._db.write(work)
+        return await self._db.write(work, small=True)
 
     async def get(
         self, tenant_id: str, session_id: str, attribution: Attribution | None = None

@@ -265,7 +265,7 @@ class TurnStore:
                 )
             return session_record(row), stored
 
-        return await self._db.write(work)
+        return await self._db.write(work, small=True)
 
     async def session(self, tenant_id: str, session_id: str) -> SessionRecord | None:
         row = await self._db.fetch_one(
