@@ -341,3 +341,22 @@ def test_the_deadline_becomes_the_upstream_timeout(
 
 def test_a_request_sent_with_chat_request_builder_is_valid() -> None:
     assert chat_request(user("x")).model == "gpt-4o-mini"
+
+
+def test_calls_by_id_move_the_current_session_back_and_forth(
+    chat: chat_pb2_grpc.ChatServiceStub, sessions: session_pb2_grpc.SessionServiceStub
+) -> None:
+    who, first, second = attribution(), new_id(), new_id()
+
+    def current() -> str:
+        return str(sessions.Get(session_pb2.GetRequest(attribution=who)).session.id)
+
+    complete(chat, who, user("one"), session_id=first)
+    complete(chat, who, user("two"), session_id=first)
+    assert current() == first
+    complete(chat, who, user("three"), session_id=second)
+    assert current() == second
+    complete(chat, who, user("four"), session_id=first)
+    assert current() == first
+    complete(chat, who, user("five"))  # no id: the current session
+    assert len(stored(sessions, first)) == 8

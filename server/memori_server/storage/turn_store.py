@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, and_, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from memori_server.errors import SessionNotFound
@@ -35,9 +35,23 @@ from memori_server.storage.session_store import (
     session_record,
     utc_now,
 )
-from memori_server.storage.tables import messages, sessions
+from memori_server.storage.tables import current_sessions, messages, sessions
 from memori_server.validation import Attribution
 
+# A session by id, and whether it is already its attribution's current session (then the
+# turn's transaction need not rewrite the pointer).
+_SESSION_AND_POINTER = (
+    select(*sessions.c, current_sessions.c.session_id.label("current_id"))
+    .outerjoin(
+        current_sessions,
+        and_(
+            current_sessions.c.tenant_id == sessions.c.tenant_id,
+            current_sessions.c.entity_id == sessions.c.entity_id,
+            current_sessions.c.process_id == sessions.c.process_id,
+        ),
+    )
+    .where(sessions.c.tenant_id == bindparam("tenant_id"), sessions.c.id == bindparam("session_id"))
+)
 HISTORY_BATCH = 256
 # Only the columns a history needs, read through the fast path (`Database.fetch_all`): no
 # thread hand-off, and none of SQLAlchemy's per-row machinery, which cost four times the
@@ -85,6 +99,8 @@ class ChatContext:
     """The session as loaded; None when the storing transaction is to create it."""
     from_current: bool
     """No session id was given: the attribution's current session (or a new one) is used."""
+    is_current: bool
+    """The session is the attribution's current session already."""
     history: list[HistoryMessage]
     """The newest stored messages: enough for the token budget and the resent-turn check."""
     from_session_start: bool
@@ -122,10 +138,11 @@ class TurnStore:
         """
         if session_id is not None:
             row = await self._db.fetch_one(
-                SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}
+                _SESSION_AND_POINTER, {"tenant_id": tenant_id, "session_id": session_id}
             )
             if row is not None:
                 check_owner(row, attribution)
+            is_current = row is not None and row.current_id == row.id
         else:
             row = await self._db.fetch_one(
                 CURRENT_SESSION,
@@ -136,11 +153,13 @@ class TurnStore:
                     "active_since": self._clock() - timedelta(seconds=idle_seconds),
                 },
             )
+            is_current = row is not None
         if row is None:
             return ChatContext(
                 session_id=session_id or str(uuid.uuid4()),
                 record=None,
                 from_current=session_id is None,
+                is_current=False,
                 history=[],
                 from_session_start=True,
             )
@@ -151,6 +170,7 @@ class TurnStore:
             session_id=row.id,
             record=session_record(row),
             from_current=session_id is None,
+            is_current=is_current,
             history=history,
             from_session_start=from_start,
         )
@@ -252,7 +272,7 @@ class TurnStore:
         def work(conn: Connection) -> tuple[SessionRecord, list[StoredMessage]]:
             target = self._ensure_session(conn, tenant_id, attribution, context, idle_seconds, now)
             row, stored = append_rows(conn, tenant_id, target, turn, now)
-            if not (context.from_current and target == context.session_id and context.record):
+            if not (context.is_current and target == context.session_id):
                 make_current(conn, self._dialect, tenant_id, attribution, target)
             if completion is not None:
                 mark_done(
