@@ -37,6 +37,22 @@ def chat_request(
     return chat_pb2.ChatCompletionRequest(model=model, messages=list(messages), **fields)
 
 
+def _call(
+    kind: type[chat_pb2.CompleteRequest] | type[chat_pb2.StreamCompleteRequest],
+    attribution: common_pb2.Attribution,
+    messages: tuple[common_pb2.ChatMessage, ...],
+    session_id: str,
+    request_id: str,
+    fields: dict[str, Any],
+) -> Any:
+    return kind(
+        attribution=attribution,
+        session_id=session_id,
+        request_id=request_id,
+        request=chat_request(*messages, **fields),
+    )
+
+
 def complete(
     stub: chat_pb2_grpc.ChatServiceStub,
     attribution: common_pb2.Attribution,
@@ -47,16 +63,8 @@ def complete(
     metadata: tuple[tuple[str, str], ...] = (),
     **fields: Any,
 ) -> chat_pb2.CompleteResponse:
-    response: chat_pb2.CompleteResponse = stub.Complete(
-        chat_pb2.CompleteRequest(
-            attribution=attribution,
-            session_id=session_id,
-            request_id=request_id,
-            request=chat_request(*messages, **fields),
-        ),
-        timeout=timeout,
-        metadata=metadata,
-    )
+    request = _call(chat_pb2.CompleteRequest, attribution, messages, session_id, request_id, fields)
+    response: chat_pb2.CompleteResponse = stub.Complete(request, timeout=timeout, metadata=metadata)
     return response
 
 
@@ -71,15 +79,11 @@ def open_stream(
     **fields: Any,
 ) -> grpc.CallIterator[chat_pb2.StreamCompleteResponse]:
     """The StreamComplete call itself: iterate it, or cancel it."""
+    request = _call(
+        chat_pb2.StreamCompleteRequest, attribution, messages, session_id, request_id, fields
+    )
     call: grpc.CallIterator[chat_pb2.StreamCompleteResponse] = stub.StreamComplete(
-        chat_pb2.StreamCompleteRequest(
-            attribution=attribution,
-            session_id=session_id,
-            request_id=request_id,
-            request=chat_request(*messages, **fields),
-        ),
-        timeout=timeout,
-        metadata=metadata,
+        request, timeout=timeout, metadata=metadata
     )
     return call
 

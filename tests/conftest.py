@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from memori_proto.v1 import session_pb2_grpc
+from memori_proto.v1 import chat_pb2_grpc, session_pb2_grpc
 from memori_server.config import Settings
 
 from standin_upstream import StandinThread
@@ -84,6 +84,13 @@ def channel(server: InProcessServer) -> Iterator[grpc.Channel]:
 @pytest.fixture
 def sessions(channel: grpc.Channel) -> session_pb2_grpc.SessionServiceStub:
     return session_pb2_grpc.SessionServiceStub(channel)
+
+
+@pytest.fixture
+def chat(channel: grpc.Channel, upstream: StandinThread) -> chat_pb2_grpc.ChatServiceStub:
+    """ChatService of the shared server; the stand-in starts each test with a clean record."""
+    upstream.clear()
+    return chat_pb2_grpc.ChatServiceStub(channel)
 
 
 @pytest.fixture

@@ -19,12 +19,6 @@ from tests.in_process import InProcessServer
 from tests.rpc_errors import CallFailed, call_fails
 
 
-@pytest.fixture
-def chat(channel: grpc.Channel, upstream: StandinThread) -> chat_pb2_grpc.ChatServiceStub:
-    upstream.clear()
-    return chat_pb2_grpc.ChatServiceStub(channel)
-
-
 def _session_is_untouched(
     sessions: session_pb2_grpc.SessionServiceStub, session_id: str, message_count: int
 ) -> None:

@@ -25,12 +25,6 @@ from tests.factories import attribution, new_id
 from tests.in_process import InProcessServer
 
 
-@pytest.fixture
-def chat(channel: grpc.Channel, upstream: StandinThread) -> chat_pb2_grpc.ChatServiceStub:
-    upstream.clear()
-    return chat_pb2_grpc.ChatServiceStub(channel)
-
-
 def test_a_fact_told_in_a_session_reaches_the_next_call(
     chat: chat_pb2_grpc.ChatServiceStub,
     sessions: session_pb2_grpc.SessionServiceStub,

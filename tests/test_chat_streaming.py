@@ -23,12 +23,6 @@ from tests.factories import attribution, new_id
 from tests.rpc_errors import CallFailed
 
 
-@pytest.fixture
-def chat(channel: grpc.Channel, upstream: StandinThread) -> chat_pb2_grpc.ChatServiceStub:
-    upstream.clear()
-    return chat_pb2_grpc.ChatServiceStub(channel)
-
-
 def test_a_stream_relays_every_chunk_and_stores_the_turn(
     chat: chat_pb2_grpc.ChatServiceStub,
     sessions: session_pb2_grpc.SessionServiceStub,

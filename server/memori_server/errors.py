@@ -100,30 +100,52 @@ class NoCurrentSession(NotFound):
         )
 
 
-class AttributionMismatch(ServiceError):
-    """The session exists in this tenant but is bound to another attribution."""
+class PreconditionFailed(ServiceError):
+    """A request that is well-formed but conflicts with the stored state (AIP-193)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, message: str, kind: str, subject: str, description: str) -> None:
+        super().__init__(message)
+        self.violation = error_details_pb2.PreconditionFailure.Violation(
+            type=kind, subject=subject, description=description
+        )
+
+    def details(self) -> list[Message]:
+        failure = error_details_pb2.PreconditionFailure(violations=[self.violation])
+        return [failure, *super().details()]
+
+
+class AttributionMismatch(PreconditionFailed):
+    """The session exists in this tenant but is bound to another attribution."""
+
     reason = "SESSION_ATTRIBUTION_MISMATCH"
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         super().__init__(
             f"session {session_id} belongs to another attribution; use a session created "
-            "for this entity and process, or call Reset to start one"
+            "for this entity and process, or call Reset to start one",
+            "SESSION_ATTRIBUTION",
+            f"memori.v1.Session/{session_id}",
+            "the session is bound to the attribution that created it",
         )
 
-    def details(self) -> list[Message]:
-        failure = error_details_pb2.PreconditionFailure(
-            violations=[
-                error_details_pb2.PreconditionFailure.Violation(
-                    type="SESSION_ATTRIBUTION",
-                    subject=f"memori.v1.Session/{self.session_id}",
-                    description="the session is bound to the attribution that created it",
-                )
-            ]
+
+class RequestIdReused(PreconditionFailed):
+    """The request id was used before with a different request."""
+
+    reason = "REQUEST_ID_REUSED"
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(
+            f"request_id {request_id!r} was already used for a different request; "
+            "use a new request_id for a new request",
+            "REQUEST_ID",
+            f"request_id/{request_id}",
+            "a request_id identifies one request; retries must repeat it unchanged",
         )
-        return [failure, *super().details()]
 
 
 class StorageUnavailable(ServiceError):
@@ -199,6 +221,8 @@ __all__ = [
     "InvalidArgument",
     "NoCurrentSession",
     "NotFound",
+    "PreconditionFailed",
+    "RequestIdReused",
     "ServiceError",
     "SessionNotFound",
     "StorageUnavailable",

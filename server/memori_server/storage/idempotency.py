@@ -14,47 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import grpc
-from google.protobuf.message import Message
-from google.rpc import error_details_pb2
 from sqlalchemy import Connection, and_, delete, select, update
 
-from memori_server.errors import ERROR_DOMAIN, ServiceError
+from memori_server.errors import RequestIdReused
 from memori_server.storage.database import Database
 from memori_server.storage.tables import completion_requests
 
 PENDING = "pending"
 DONE = "done"
-
-
-class RequestIdReused(ServiceError):
-    """The request id was used before with a different request."""
-
-    code = grpc.StatusCode.FAILED_PRECONDITION
-    reason = "REQUEST_ID_REUSED"
-
-    def __init__(self, request_id: str) -> None:
-        self.request_id = request_id
-        super().__init__(
-            f"request_id {request_id!r} was already used for a different request; "
-            "use a new request_id for a new request"
-        )
-
-    def details(self) -> list[Message]:
-        failure = error_details_pb2.PreconditionFailure(
-            violations=[
-                error_details_pb2.PreconditionFailure.Violation(
-                    type="REQUEST_ID",
-                    subject=f"request_id/{self.request_id}",
-                    description="a request_id identifies one request; retries must repeat it "
-                    "unchanged",
-                )
-            ]
-        )
-        return [
-            failure,
-            error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN),
-        ]
 
 
 class ClaimState(enum.Enum):

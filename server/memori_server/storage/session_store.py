@@ -116,6 +116,32 @@ def _select_session(conn: Connection, tenant_id: str, session_id: str) -> Row[An
     return row
 
 
+def insert_session_if_absent(
+    conn: Connection,
+    dialect: Any,
+    tenant_id: str,
+    attribution: Attribution,
+    session_id: str,
+    now: datetime,
+) -> bool:
+    """Create the session unless the id exists in the tenant; True when it was created."""
+    inserted = conn.execute(
+        dialect.insert(sessions)
+        .values(
+            tenant_id=tenant_id,
+            id=session_id,
+            entity_id=attribution.entity_id,
+            process_id=attribution.process_id,
+            create_time=now,
+            update_time=now,
+            message_count=0,
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+        .returning(sessions.c.id)  # rowcount is not reliable across drivers
+    ).first()
+    return inserted is not None
+
+
 @functools.cache
 def _current_pointer_upsert(dialect: Any) -> Any:
     """The upsert of a current-session pointer, built once per dialect module."""
@@ -245,20 +271,9 @@ class SessionStore:
         now = self._clock()
 
         def work(conn: Connection) -> tuple[SessionRecord, bool]:
-            inserted = conn.execute(
-                self._dialect.insert(sessions)
-                .values(
-                    tenant_id=tenant_id,
-                    id=session_id,
-                    entity_id=attribution.entity_id,
-                    process_id=attribution.process_id,
-                    create_time=now,
-                    update_time=now,
-                    message_count=0,
-                )
-                .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
-                .returning(sessions.c.id)  # rowcount is not reliable across drivers
-            ).first()
+            inserted = insert_session_if_absent(
+                conn, self._dialect, tenant_id, attribution, session_id, now
+            )
             row = conn.execute(
                 update(sessions)
                 .where(
@@ -273,7 +288,7 @@ class SessionStore:
             if row is None:
                 raise AttributionMismatch(session_id)
             make_current(conn, self._dialect, tenant_id, attribution, session_id)
-            return session_record(row), inserted is not None
+            return session_record(row), inserted
 
         return await self._db.write(work, small=True)
 

@@ -31,6 +31,7 @@ from memori_server.storage.session_store import (
     SESSION_BY_ID,
     append_rows,
     check_owner,
+    insert_session_if_absent,
     make_current,
     session_record,
     utc_now,
@@ -234,18 +235,8 @@ class TurnStore:
             ).first()
             if current is not None:
                 return str(current.id)
-        conn.execute(
-            self._dialect.insert(sessions)
-            .values(
-                tenant_id=tenant_id,
-                id=context.session_id,
-                entity_id=attribution.entity_id,
-                process_id=attribution.process_id,
-                create_time=now,
-                update_time=now,
-                message_count=0,
-            )
-            .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
+        insert_session_if_absent(
+            conn, self._dialect, tenant_id, attribution, context.session_id, now
         )
         row = conn.execute(
             SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": context.session_id}
