@@ -13,7 +13,7 @@ it: memori-grpc always talks to a real OpenAI-compatible URL, which may be point
                                                            # over HTTP under /_standin/
 """
 
-from standin_upstream.behaviours import Behaviour, FailSpec, ReplySpec, ToolCallSpec
+from standin_upstream.behaviours import Behaviour, FailSpec, RawSpec, ReplySpec, ToolCallSpec
 from standin_upstream.server import StandinUpstream
 from standin_upstream.state import RecordedRequest
 from standin_upstream.thread import StandinThread
@@ -21,6 +21,7 @@ from standin_upstream.thread import StandinThread
 __all__ = [
     "Behaviour",
     "FailSpec",
+    "RawSpec",
     "RecordedRequest",
     "ReplySpec",
     "StandinThread",

@@ -32,6 +32,12 @@ class FailSpec(TypedDict, total=False):
     retry_after_ms: float | None  # sent as retry-after-ms
 
 
+class RawSpec(TypedDict, total=False):
+    status: int  # default 200
+    body: str  # sent as it is: junk, a wrong shape, or hand-made SSE events
+    content_type: str  # default application/json
+
+
 class Behaviour(TypedDict, total=False):
     """What the next chat request gets; every key is optional and `{}` is the plain echo."""
 
@@ -42,6 +48,7 @@ class Behaviour(TypedDict, total=False):
     cut_after_chunks: int  # streams: send this many SSE events, then drop the connection
     end_without_finish: bool  # streams: no chunk with a finish_reason, but still [DONE]
     chunk_delay: float  # streams: seconds between SSE events
+    raw: RawSpec  # answer exactly this instead of a completion (streams or not)
 
 
 _NUMBER = (int, float)
@@ -53,6 +60,7 @@ _TOP: dict[str, tuple[type, ...]] = {
     "cut_after_chunks": (int,),
     "end_without_finish": (bool,),
     "chunk_delay": _NUMBER,
+    "raw": (dict,),
 }
 _REPLY: dict[str, tuple[type, ...]] = {
     "content": (str, type(None)),
@@ -81,6 +89,10 @@ def validate_behaviour(raw: object) -> Behaviour:
         fail = _check_fields(fields["fail"], _FAIL, "fail")
         if not 400 <= fail.get("status", 500) <= 599:
             raise ValueError("fail.status must be a 4xx or 5xx code")
+    if "raw" in fields:
+        _check_fields(
+            fields["raw"], {"status": (int,), "body": (str,), "content_type": (str,)}, "raw"
+        )
     if "reply" in fields:
         reply = _check_fields(fields["reply"], _REPLY, "reply")
         for call in reply.get("tool_calls", []):

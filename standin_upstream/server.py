@@ -205,6 +205,17 @@ class StandinUpstream:
             self._abandoned += 1
             return False
         number = next(self._numbers)
+        if "raw" in behaviour:
+            raw = behaviour["raw"]
+            body_bytes = raw.get("body", "").encode()
+            head = response_head(
+                raw.get("status", 200),
+                raw.get("content_type", "application/json"),
+                length=len(body_bytes),
+                close=not request.keep_alive,
+            )
+            writer.write(head + body_bytes)
+            return True
         if "fail" in behaviour:
             return self._fail(writer, request, behaviour["fail"])
         messages: list[Any] = body["messages"]

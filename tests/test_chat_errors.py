@@ -71,7 +71,11 @@ def test_every_invalid_field_is_reported_at_once_and_nothing_is_sent(
 
 @pytest.mark.parametrize(
     ("extra_json", "problem"),
-    [("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object")],
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"temperature_x": NaN}', "NaN is not JSON"),
+    ],
 )
 def test_extra_json_must_be_a_json_object(
     extra_json: str, problem: str, chat: chat_pb2_grpc.ChatServiceStub
@@ -81,6 +85,14 @@ def test_extra_json_must_be_a_json_object(
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert problem in failed.field_violations["request.extra_json"]
+
+
+def test_temperature_must_be_finite(chat: chat_pb2_grpc.ChatServiceStub) -> None:
+    failed = call_fails(
+        lambda: complete(chat, attribution(), user("x"), temperature=float("nan")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert failed.field_violations == {"request.temperature": "must be a finite number"}
 
 
 def test_no_messages_and_no_request_are_invalid(chat: chat_pb2_grpc.ChatServiceStub) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +46,15 @@ class ChatRequest:
     """Everything but `messages` and `stream`, as sent upstream."""
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (JSON numbers are finite)")
+
+
 def _extra(text: str, violations: Violations) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        extra = json.loads(text)
+        extra = json.loads(text, parse_constant=_reject_constant)
     except ValueError as error:
         violations.add("request.extra_json", f"not valid JSON: {error}")
         return {}
@@ -81,7 +86,10 @@ def parse(request: chat_pb2.ChatCompletionRequest, violations: Violations) -> Ch
     parameters: dict[str, Any] = {"model": request.model}
     for name in _OPTIONAL_SCALARS:
         if request.HasField(name):  # type: ignore[arg-type]  # names of optional fields
-            parameters[name] = getattr(request, name)
+            value = getattr(request, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                violations.add(f"request.{name}", "must be a finite number")
+            parameters[name] = value
     if request.stop:
         parameters["stop"] = list(request.stop)
     if request.tools:
