@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -118,6 +119,24 @@ class Database:
         return await self.read_autocommit(
             lambda connection: list(connection.execute(statement, parameters).all())
         )
+
+    async def on_loop_postgres(
+        self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+    ) -> T:
+        """PostgreSQL only: `work` on psycopg's async pool, without a thread hand-off.
+
+        FastPathUnavailable when the database is SQLite or no connection is free at once
+        (nothing was sent then); a failure once `work` runs is StorageUnavailable, since a
+        commit may or may not have happened.
+        """
+        if not isinstance(self._points, PostgresPointReader):
+            raise FastPathUnavailable("not PostgreSQL")
+        try:
+            return await self._points.run(work)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            raise StorageUnavailable(
+                f"database unavailable ({type(error).__name__}); retry later"
+            ) from error
 
     async def read_autocommit(self, work: Work[T]) -> T:
         """`work` whose statements each stand alone: autocommit, no BEGIN/COMMIT round trips."""

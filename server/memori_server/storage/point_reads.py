@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -25,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import Select
 
+T = TypeVar("T")
 FAST_PATH_WAIT = 0.2  # seconds to wait for a free connection before taking the slow path
 Processor = Callable[[Any], Any] | None
 
@@ -168,6 +169,21 @@ class PostgresPointReader:
     async def fetch_all(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Any]:
         rows: list[Any] = await self._rows(statement, parameters, one=False)
         return rows
+
+    async def run(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """`work` on a pooled autocommit connection; FastPathUnavailable when none is free
+        at once (then nothing was sent, and the thread path may do the work instead)."""
+        try:
+            if not self._opened:
+                await self._pool.open(wait=False)
+                self._opened = True
+            connection = await self._pool.getconn(timeout=FAST_PATH_WAIT)
+        except (psycopg.OperationalError, PoolTimeout, OSError) as error:
+            raise FastPathUnavailable(str(error)) from error
+        try:
+            return await work(connection)
+        finally:
+            await self._pool.putconn(connection)
 
     async def close(self) -> None:
         if self._opened:

@@ -6,6 +6,7 @@ only created by the transaction that stores its turn, so a failed call leaves no
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,8 +18,10 @@ from sqlalchemy import Connection, and_, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from memori_server.errors import SessionNotFound
+from memori_server.storage import pg_turns
 from memori_server.storage.database import Database
 from memori_server.storage.idempotency import mark_done
+from memori_server.storage.point_reads import FastPathUnavailable
 from memori_server.storage.records import (
     HistoryMessage,
     NewMessage,
@@ -259,6 +262,32 @@ class TurnStore:
         """One transaction: the session (if new), the turn's messages, the current-session
         pointer and the request id's stored result."""
         now = self._clock()
+
+        if context.record is not None and self._db.dialect == "postgresql":
+            finished = (
+                pg_turns.FinishedRequest(
+                    completion.request_id,
+                    completion.response,
+                    now + timedelta(seconds=completion.ttl_seconds),
+                )
+                if completion is not None
+                else None
+            )
+            try:
+                return await self._db.on_loop_postgres(
+                    functools.partial(
+                        pg_turns.store_turn,
+                        tenant_id=tenant_id,
+                        attribution=attribution,
+                        session_id=context.session_id,
+                        turn=turn,
+                        now=now,
+                        point_current=not context.is_current,
+                        finished=finished,
+                    )
+                )
+            except FastPathUnavailable:
+                pass
 
         def work(conn: Connection) -> tuple[SessionRecord, list[StoredMessage]]:
             target = self._ensure_session(conn, tenant_id, attribution, context, idle_seconds, now)
