@@ -51,12 +51,18 @@ def _server(
     upstream_base_url: str,
     profile: Path | None,
     time_layers: bool,
+    history_token_budget: int | None,
 ) -> Iterator[ServerProcess]:
     extra = [
         "--upstream-base-url",
         upstream_base_url,
         *(["--profile", str(profile)] if profile else []),
         *(["--time-layers"] if time_layers else []),
+        *(
+            ["--history-token-budget", str(history_token_budget)]
+            if history_token_budget is not None
+            else []
+        ),
     ]
     server = bench_server(database_url, *extra)
     try:
@@ -116,6 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="print server-side timings of the Get and Complete handlers and their layers",
     )
     parser.add_argument(
+        "--history-token-budget",
+        type=int,
+        metavar="TOKENS",
+        help="chat_complete: the server's history budget (default: the server's, 8000)",
+    )
+    parser.add_argument(
         "--fail-above",
         type=float,
         metavar="RATIO",
@@ -140,7 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seeded = asyncio.run(chat_complete.seed(url, plan))
                 with (
                     StandinProcess() as upstream,
-                    _server(backend, url, upstream.base_url, profile, args.time_layers) as server,
+                    _server(
+                        backend,
+                        url,
+                        upstream.base_url,
+                        profile,
+                        args.time_layers,
+                        args.history_token_budget,
+                    ) as server,
                 ):
                     if "session_get" in selected:
                         print(

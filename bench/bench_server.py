@@ -106,14 +106,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="log Get/Complete handler, storage and upstream timings on exit",
     )
     parser.add_argument("--upstream-base-url", default="", help="the ChatService's upstream")
-    args = parser.parse_args(argv)
-    settings = Settings.model_validate(
-        {
-            "listen": args.listen,
-            "database_url": args.database_url,
-            "upstream_base_url": args.upstream_base_url,
-        }
+    parser.add_argument(
+        "--history-token-budget", type=int, help="the server's history budget (its default)"
     )
+    args = parser.parse_args(argv)
+    values = {
+        "listen": args.listen,
+        "database_url": args.database_url,
+        "upstream_base_url": args.upstream_base_url,
+    }
+    if args.history_token_budget is not None:
+        values["history_token_budget"] = args.history_token_budget
+    settings = Settings.model_validate(values)
     configure_logging("INFO", "text")
     timer = LayerTimer()
     if args.time_layers:
