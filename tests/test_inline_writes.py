@@ -44,5 +44,8 @@ def test_a_held_write_lock_makes_a_turn_wait_without_blocking_other_calls(
                 blocker.close()
             answer = waiting.result(timeout=30)
             assert answer.session.message_count == 4
+            # The inline writer works again once the lock is free.
+            assert complete(chat, who, user("after the lock")).session.message_count == 6
+            assert sessions.Reset(session_pb2.ResetRequest(attribution=who)).session.id
     finally:
         server.close()
