@@ -31,8 +31,8 @@ from memori_server.errors import Context, SessionNotFound, maps_errors, maps_str
 from memori_server.services.convert import session_pb
 from memori_server.services.tenancy import tenant_of
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
-from memori_server.storage.records import SessionRecord
-from memori_server.storage.turn_store import ChatContext, Completion, TurnStore
+from memori_server.storage.records import Completion, SessionRecord
+from memori_server.storage.turn_store import ChatContext, TurnStore
 from memori_server.tokens import encoding_for
 from memori_server.validation import Attribution, Violations
 
@@ -192,7 +192,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             if call.request_id is not None
             else None
         )
-        record, _ = await self._turns.store_turn(
+        return await self._turns.store_turn(
             call.tenant_id,
             call.attribution,
             context,
@@ -200,7 +200,6 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             idle_seconds=self._settings.session_idle_timeout,
             completion=completion,
         )
-        return record
 
     async def _run_complete(self, call: PreparedCall, rpc: Context) -> chat_pb2.CompleteResponse:
         context, assembly = await self._context(call)

@@ -38,7 +38,15 @@ Work = Callable[[Connection], T]
 
 
 def _is_transient(error: BaseException) -> bool:
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError | OSError):
+    transient = (
+        OperationalError,
+        InterfaceError,
+        PoolTimeoutError,
+        OSError,
+        psycopg.OperationalError,  # from the psycopg fast paths, outside SQLAlchemy
+        psycopg.InterfaceError,
+    )
+    if isinstance(error, transient):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
@@ -98,26 +106,27 @@ class Database:
         """`work` in one read-only transaction: a consistent view over several statements."""
         return await self._run(functools.partial(self._in_transaction, self.engine, work))
 
-    async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
-        """The one row `statement` selects by key, or None; without a thread hand-off."""
+    async def _fast_read(self, fast: Awaitable[T], slow: Work[T]) -> T:
+        """`fast` (the point reader), or `slow` on the thread path when it cannot answer."""
         with _storage_errors():
             try:
-                return await self._points.fetch_one(statement, parameters)
+                return await fast
             except FastPathUnavailable:
                 pass
-        return await self.read_autocommit(
-            lambda connection: connection.execute(statement, parameters).first()
+        return await self.read_autocommit(slow)
+
+    async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
+        """The one row `statement` selects by key, or None; without a thread hand-off."""
+        return await self._fast_read(
+            self._points.fetch_one(statement, parameters),
+            lambda connection: connection.execute(statement, parameters).first(),
         )
 
     async def fetch_all(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Any]:
         """The rows `statement` selects, without a thread hand-off when the fast path can."""
-        with _storage_errors():
-            try:
-                return await self._points.fetch_all(statement, parameters)
-            except FastPathUnavailable:
-                pass
-        return await self.read_autocommit(
-            lambda connection: list(connection.execute(statement, parameters).all())
+        return await self._fast_read(
+            self._points.fetch_all(statement, parameters),
+            lambda connection: list(connection.execute(statement, parameters).all()),
         )
 
     async def on_loop_postgres(
@@ -131,12 +140,8 @@ class Database:
         """
         if not isinstance(self._points, PostgresPointReader):
             raise FastPathUnavailable("not PostgreSQL")
-        try:
+        with _storage_errors():
             return await self._points.run(work)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-            raise StorageUnavailable(
-                f"database unavailable ({type(error).__name__}); retry later"
-            ) from error
 
     async def read_autocommit(self, work: Work[T]) -> T:
         """`work` whose statements each stand alone: autocommit, no BEGIN/COMMIT round trips."""

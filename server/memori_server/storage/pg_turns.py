@@ -12,7 +12,6 @@ path, with its lock and checks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ import psycopg
 from psycopg.types.json import Json
 
 from memori_server.errors import SessionNotFound
-from memori_server.storage.records import NewMessage, SessionRecord, StoredMessage
+from memori_server.storage.records import Completion, NewMessage, SessionRecord
 from memori_server.validation import Attribution
 
 # The SQL of session_store.append_rows, make_current and idempotency.mark_done, for psycopg.
@@ -50,13 +49,6 @@ _DONE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class FinishedRequest:
-    request_id: str
-    response: str
-    expire_time: datetime
-
-
 def _json(value: Any) -> Json | None:
     return None if value is None else Json(value)
 
@@ -70,8 +62,8 @@ async def store_turn(
     now: datetime,
     *,
     point_current: bool,
-    finished: FinishedRequest | None,
-) -> tuple[SessionRecord, list[StoredMessage]]:
+    completion: Completion | None,
+) -> SessionRecord:
     """Append `turn` to an existing session in one transaction; SessionNotFound if it is
     gone (then nothing is stored: its messages would have no sequence number)."""
     key = {"tenant": tenant_id, "session": session_id, "now": now}
@@ -104,14 +96,14 @@ async def store_turn(
                         "process": attribution.process_id,
                     },
                 )
-            if finished is not None:
+            if completion is not None:
                 await connection.execute(
                     _DONE,
                     {
                         **key,
-                        "response": finished.response,
-                        "expire": finished.expire_time,
-                        "request_id": finished.request_id,
+                        "response": completion.response,
+                        "expire": completion.expire_time(now),
+                        "request_id": completion.request_id,
                     },
                 )
         row = await counted.fetchone()
@@ -119,7 +111,7 @@ async def store_turn(
         raise SessionNotFound(session_id) from error
     if row is None:
         raise SessionNotFound(session_id)
-    record = SessionRecord(
+    return SessionRecord(
         id=row[0],
         tenant_id=row[1],
         attribution=Attribution(entity_id=row[2], process_id=row[3]),
@@ -127,9 +119,3 @@ async def store_turn(
         update_time=row[5],
         message_count=row[6],
     )
-    last = record.message_count
-    stored = [
-        StoredMessage(sequence=last - len(turn) + index + 1, message=message, create_time=now)
-        for index, message in enumerate(turn)
-    ]
-    return record, stored

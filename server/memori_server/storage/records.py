@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from memori_server.validation import Attribution
@@ -68,3 +68,15 @@ def openai_message(
     if tool_call_id:
         result["tool_call_id"] = tool_call_id
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A request id's result, stored in the transaction of the turn it produced."""
+
+    request_id: str
+    response: str
+    ttl_seconds: float
+
+    def expire_time(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.ttl_seconds)

@@ -23,10 +23,10 @@ from memori_server.storage.database import Database
 from memori_server.storage.idempotency import mark_done
 from memori_server.storage.point_reads import FastPathUnavailable
 from memori_server.storage.records import (
+    Completion,
     HistoryMessage,
     NewMessage,
     SessionRecord,
-    StoredMessage,
     openai_message,
 )
 from memori_server.storage.session_store import (
@@ -109,15 +109,6 @@ class ChatContext:
     """The newest stored messages: enough for the token budget and the resent-turn check."""
     from_session_start: bool
     """`history` begins with the session's first message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """Marks the request id's claim done in the storing transaction."""
-
-    request_id: str
-    response: str
-    ttl_seconds: float
 
 
 class TurnStore:
@@ -258,21 +249,11 @@ class TurnStore:
         *,
         idle_seconds: float,
         completion: Completion | None,
-    ) -> tuple[SessionRecord, list[StoredMessage]]:
+    ) -> SessionRecord:
         """One transaction: the session (if new), the turn's messages, the current-session
-        pointer and the request id's stored result."""
+        pointer and the request id's stored result; returns the session after the turn."""
         now = self._clock()
-
         if context.record is not None and self._db.dialect == "postgresql":
-            finished = (
-                pg_turns.FinishedRequest(
-                    completion.request_id,
-                    completion.response,
-                    now + timedelta(seconds=completion.ttl_seconds),
-                )
-                if completion is not None
-                else None
-            )
             try:
                 return await self._db.on_loop_postgres(
                     functools.partial(
@@ -283,15 +264,15 @@ class TurnStore:
                         turn=turn,
                         now=now,
                         point_current=not context.is_current,
-                        finished=finished,
+                        completion=completion,
                     )
                 )
             except FastPathUnavailable:
                 pass
 
-        def work(conn: Connection) -> tuple[SessionRecord, list[StoredMessage]]:
+        def work(conn: Connection) -> SessionRecord:
             target = self._ensure_session(conn, tenant_id, attribution, context, idle_seconds, now)
-            row, stored = append_rows(conn, tenant_id, target, turn, now)
+            row, _ = append_rows(conn, tenant_id, target, turn, now)
             if not (context.is_current and target == context.session_id):
                 make_current(conn, self._dialect, tenant_id, attribution, target)
             if completion is not None:
@@ -301,9 +282,9 @@ class TurnStore:
                     completion.request_id,
                     target,
                     completion.response,
-                    now + timedelta(seconds=completion.ttl_seconds),
+                    completion.expire_time(now),
                 )
-            return session_record(row), stored
+            return session_record(row)
 
         return await self._db.write(work, small=True)
 
@@ -314,4 +295,4 @@ class TurnStore:
         return None if row is None else session_record(row)
 
 
-__all__ = ["ChatContext", "Completion", "TurnStore"]
+__all__ = ["ChatContext", "TurnStore"]
