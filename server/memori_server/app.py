@@ -139,7 +139,7 @@ class MemoriServer:
         self._requests = IdempotencyStore(self._database, utc_now)
         add_service(
             server,
-            ChatService(TurnStore(self._database), self._requests, self._upstream, settings),
+            ChatService(TurnStore(self._database), store, self._requests, self._upstream, settings),
             chat_pb2.DESCRIPTOR.services_by_name["ChatService"],
         )
         self._health = health_aio.HealthServicer()

@@ -13,7 +13,7 @@ from google.protobuf import json_format, struct_pb2
 from memori_proto.v1 import common_pb2
 
 from memori_server.services.convert import ROLE_NAMES
-from memori_server.storage.records import NewMessage, openai_message
+from memori_server.storage.records import NewMessage
 from memori_server.tokens import count_message
 from memori_server.validation import Violations
 
@@ -139,15 +139,4 @@ def to_record(message: OpenAIMessage, encoding: tiktoken.Encoding) -> NewMessage
         tool_calls=message.get("tool_calls"),
         tool_call_id=message.get("tool_call_id"),
         token_count=count_message(encoding, message),
-    )
-
-
-def from_record(record: NewMessage) -> OpenAIMessage:
-    return openai_message(
-        record.role,
-        record.content,
-        record.content_parts,
-        record.name,
-        record.tool_calls,
-        record.tool_call_id,
     )

@@ -32,6 +32,7 @@ from memori_server.services.convert import session_pb
 from memori_server.services.tenancy import tenant_of
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
 from memori_server.storage.records import Completion, SessionRecord
+from memori_server.storage.session_store import SessionStore
 from memori_server.storage.turn_store import ChatContext, TurnStore
 from memori_server.tokens import encoding_for
 from memori_server.validation import Attribution, Violations
@@ -108,11 +109,13 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     def __init__(
         self,
         turns: TurnStore,
+        sessions: SessionStore,
         requests: IdempotencyStore,
         upstream: Upstream,
         settings: Settings,
     ) -> None:
         self._turns = turns
+        self._sessions = sessions
         self._requests = requests
         self._upstream = upstream
         self._settings = settings
@@ -282,14 +285,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             raise
 
     async def _stored_session(self, call: PreparedCall, claim: Claim) -> SessionRecord:
-        record = (
-            await self._turns.session(call.tenant_id, claim.session_id)
-            if claim.session_id
-            else None
-        )
-        if record is None:
-            raise SessionNotFound(claim.session_id or "")
-        return record
+        if claim.session_id is None:
+            raise SessionNotFound("")
+        return await self._sessions.get(call.tenant_id, claim.session_id)
 
     async def _replay_complete(self, call: PreparedCall, claim: Claim) -> chat_pb2.CompleteResponse:
         text = claim.response or "{}"

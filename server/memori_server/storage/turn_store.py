@@ -288,11 +288,5 @@ class TurnStore:
 
         return await self._db.write(work, small=True)
 
-    async def session(self, tenant_id: str, session_id: str) -> SessionRecord | None:
-        row = await self._db.fetch_one(
-            SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": session_id}
-        )
-        return None if row is None else session_record(row)
-
 
 __all__ = ["ChatContext", "TurnStore"]
