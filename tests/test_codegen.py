@@ -20,15 +20,17 @@ _IGNORED_PARTS = frozenset({"__pycache__"})
 _IGNORED_SUFFIXES = frozenset({".pyc"})
 
 # Top-level modules of the `server` extra. The base install (the client) does not have them,
-# so `import memori_client` must not pull any of them in.
+# so `import memori_client` must not pull any of them in. (pydantic is not here: the client
+# needs openai, which needs pydantic.)
 SERVER_ONLY_MODULES = frozenset(
     {
         "sqlalchemy",
         "alembic",
         "psycopg",
         "psycopg_pool",
-        "pydantic",
         "pydantic_settings",
+        "tiktoken",
+        "aiohttp",
         "grpc_health",
         "grpc_reflection",
         "memori_server",
@@ -98,10 +100,12 @@ def test_contract_is_clean(args: list[str]) -> None:
     assert result.returncode == 0, f"`buf {' '.join(args)}` is not clean:\n{_output(result)}"
 
 
-def _isolated_python(code: str, cwd: Path, *paths: Path) -> subprocess.CompletedProcess[str]:
+def _isolated_python(
+    code: str, cwd: Path, *paths: Path, args: tuple[str, ...] | list[str] = ()
+) -> subprocess.CompletedProcess[str]:
     """Run `code` with exactly `paths` importable: no site-packages path tricks, no cwd."""
     return subprocess.run(
-        [PYTHON, "-P", "-s", "-c", code],
+        [PYTHON, "-P", "-s", "-c", code, *args],
         cwd=cwd,
         env=python_env(*paths),
         capture_output=True,
@@ -152,8 +156,26 @@ def test_stubs_import_next_to_a_memori_package(tmp_path: Path) -> None:
 
 
 _CLIENT_PROBE = """
-import json, sys
+import importlib.abc, json, sys
+
+BLOCKED = set(sys.argv[1].split(","))
+
+
+class ServerExtraMissing(importlib.abc.MetaPathFinder):
+    # As in a base install: the server extra's modules cannot be imported.
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, ServerExtraMissing())
+import openai
 import memori_client
+
+client = openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
+memori = memori_client.Memori("127.0.0.1:9").attribution("user-1").llm.register(client)
+memori.close()
 print(json.dumps({
     "file": memori_client.__file__,
     "modules": sorted({name.partition(".")[0] for name in sys.modules}),
@@ -161,10 +183,12 @@ print(json.dumps({
 """
 
 
-def test_client_does_not_import_server_dependencies(tmp_path: Path) -> None:
-    """`pip install memori-grpc` (no extras) lacks the server's libraries, so the client
-    must import without them."""
-    result = _isolated_python(_CLIENT_PROBE, tmp_path, CLIENT_PY, GEN_PYTHON)
+def test_client_works_without_server_dependencies(tmp_path: Path) -> None:
+    """`pip install memori-grpc` (no extras) lacks the server's libraries: the client must
+    import and register a client with all of them unimportable."""
+    result = _isolated_python(
+        _CLIENT_PROBE, tmp_path, CLIENT_PY, GEN_PYTHON, args=[",".join(SERVER_ONLY_MODULES)]
+    )
     assert result.returncode == 0, f"`import memori_client` failed:\n{_output(result)}"
     probe = json.loads(result.stdout)
     assert Path(probe["file"]).is_relative_to(CLIENT_PY), probe["file"]

@@ -1,1 +1,41 @@
-"""memori-grpc Python client."""
+"""memori-grpc Python client: the Memori chaining API, with the memory kept by the service.
+
+from openai import OpenAI
+from memori_client import Memori
+
+client = OpenAI()
+memori = Memori().attribution("user-123", "my-agent").llm.register(client)
+client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+"""
+
+from memori_client.errors import (
+    AttributionRequired,
+    ClientAlreadyRegistered,
+    MemoriClosed,
+    MemoriError,
+    ServiceError,
+    SessionAttributionMismatch,
+    SessionError,
+    SessionNotFound,
+    UnsupportedCall,
+)
+from memori_client.memori import Memori
+from memori_client.session import SessionInfo, SessionManager
+from memori_client.streams import AsyncChunkStream, ChunkStream
+
+__all__ = [
+    "AsyncChunkStream",
+    "AttributionRequired",
+    "ChunkStream",
+    "ClientAlreadyRegistered",
+    "Memori",
+    "MemoriClosed",
+    "MemoriError",
+    "ServiceError",
+    "SessionAttributionMismatch",
+    "SessionError",
+    "SessionInfo",
+    "SessionManager",
+    "SessionNotFound",
+    "UnsupportedCall",
+]

@@ -1,0 +1,138 @@
+"""`Memori`: the Memori SDK's chaining API, with the memory kept by memori-grpc.
+
+One object holds one conversation at a time (attribution + session id); every call of a
+registered client sends both. Use separate Memori objects for conversations that run at
+the same time, e.g. one per request or per user.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from types import TracebackType
+from typing import Self
+
+import grpc
+from memori_proto.v1 import common_pb2
+
+from memori_client import identifiers
+from memori_client.connection import Connection
+from memori_client.errors import AttributionRequired
+from memori_client.llm import LLM
+from memori_client.session import SessionManager
+
+
+class Memori:
+    """Conversation memory for openai clients, kept by a memori-grpc service.
+
+    No network call happens here: `session.id` is a fresh UUID v4 at once, and the channel
+    opens on the first call.
+
+    target: "host:port" of the service; default `MEMORI_TARGET`, else localhost:50051.
+    api_key: sent as `authorization: Bearer ...`; default `MEMORI_API_KEY`.
+    tls: True for TLS with the system's roots, or grpc.ssl_channel_credentials(...).
+    timeout: default deadline of each call in seconds (a create's own `timeout=` wins;
+        without either, the openai client's timeout applies).
+    channel / aio_channel: ready channels to use instead (they stay open on close()).
+    """
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        api_key: str | None = None,
+        tls: bool | grpc.ChannelCredentials = False,
+        timeout: float | None = None,
+        channel: grpc.Channel | None = None,
+        aio_channel: grpc.aio.Channel | None = None,
+    ) -> None:
+        self.connection = Connection(
+            target, api_key=api_key, tls=tls, channel=channel, aio_channel=aio_channel
+        )
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._session_id = str(uuid.uuid4())
+        self._attribution: common_pb2.Attribution | None = None
+        self.session = SessionManager(self)
+        self.llm = LLM(self)
+
+    def attribution(self, entity_id: str, process_id: str | None = None) -> Self:
+        """Who the conversation belongs to: the end user (entity) and the agent (process).
+
+        Switching to another attribution starts a new session, since a session belongs to the
+        attribution that created it: nothing is ever written into the old one.
+        """
+        entity = identifiers.attribution_id(entity_id, "entity_id", required=True)
+        process = identifiers.attribution_id(process_id, "process_id", required=False)
+        new = common_pb2.Attribution(entity_id=entity, process_id=process)
+        with self._lock:
+            if self._attribution is not None and self._attribution != new:
+                self._session_id = str(uuid.uuid4())
+            self._attribution = new
+        return self
+
+    def reset_session(self) -> Self:
+        """Start a new conversation (a fresh session id); nothing of the old one is sent."""
+        with self._lock:
+            self._session_id = str(uuid.uuid4())
+        return self
+
+    new_session = reset_session  # the Memori SDK's name
+
+    def set_session(self, session_id: str) -> Self:
+        """Continue the session with this UUID v4 (created on first use if unknown)."""
+        checked = identifiers.session_id(session_id)
+        with self._lock:
+            self._session_id = checked
+        return self
+
+    def call_identity(
+        self, *, require_attribution: bool = True
+    ) -> tuple[str, common_pb2.Attribution]:
+        """(session id, attribution) for one call, read together."""
+        with self._lock:
+            session_id, attribution = self._session_id, self._attribution
+        if attribution is None:
+            if require_attribution:
+                raise AttributionRequired(
+                    "call memori.attribution(entity_id, process_id) first: the service keeps "
+                    "each session for one end user (entity) and agent (process)"
+                )
+            attribution = common_pb2.Attribution()
+        return session_id, attribution
+
+    def close(self) -> None:
+        """Unregister the openai clients (they act as plain clients again) and close channels."""
+        self.llm.unregister_all()
+        self.connection.close()
+
+    async def aclose(self) -> None:
+        self.llm.unregister_all()
+        await self.connection.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        who = self._attribution
+        owner = f"{who.entity_id!r}/{who.process_id!r}" if who is not None else "no attribution"
+        return f"Memori(target={self.connection.target!r}, {owner}, session={self._session_id})"

@@ -1,0 +1,181 @@
+"""`memori.session`: the session the next call goes to, and the service's view of sessions.
+
+`id`, `reset()` and `set()` are local and instant: the service creates a session on its first
+call. The other methods ask SessionService (blocking calls on the sync channel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf import duration_pb2, json_format
+from memori_proto.v1 import common_pb2, session_pb2
+
+from memori_client.errors import (
+    ServiceError,
+    SessionAttributionMismatch,
+    SessionError,
+    SessionNotFound,
+)
+from memori_client.status import read_status
+
+if TYPE_CHECKING:
+    from memori_client.memori import Memori
+
+_ROLE_NAMES = {
+    common_pb2.ROLE_SYSTEM: "system",
+    common_pb2.ROLE_DEVELOPER: "developer",
+    common_pb2.ROLE_USER: "user",
+    common_pb2.ROLE_ASSISTANT: "assistant",
+    common_pb2.ROLE_TOOL: "tool",
+}
+_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: str
+    entity_id: str
+    process_id: str
+    create_time: datetime
+    update_time: datetime
+    """Last activity."""
+    message_count: int
+
+    @classmethod
+    def from_pb(cls, session: session_pb2.Session) -> SessionInfo:
+        return cls(
+            id=session.id,
+            entity_id=session.attribution.entity_id,
+            process_id=session.attribution.process_id,
+            create_time=session.create_time.ToDatetime(tzinfo=UTC),
+            update_time=session.update_time.ToDatetime(tzinfo=UTC),
+            message_count=session.message_count,
+        )
+
+
+class SessionManager:
+    def __init__(self, memori: Memori) -> None:
+        self._memori = memori
+
+    @property
+    def id(self) -> str:
+        """The UUID v4 of the session the next call of this Memori goes to."""
+        return self._memori.call_identity(require_attribution=False)[0]
+
+    def reset(self) -> SessionManager:
+        """Start a new conversation: a fresh session id, nothing of the old one is sent."""
+        self._memori.reset_session()
+        return self
+
+    def set(self, session_id: str) -> SessionManager:
+        """Continue the session with this UUID v4 (ValueError, before any RPC, if it is not)."""
+        self._memori.set_session(session_id)
+        return self
+
+    def resume_current(self) -> bool:
+        """Continue the attribution's current session, if it was active within the service's
+        idle window (24 h by default). False, and the id unchanged, when there is none."""
+        _, attribution = self._memori.call_identity()
+        try:
+            reply = self._call("Get", session_pb2.GetRequest(attribution=attribution), "")
+        except SessionNotFound:
+            return False
+        self._memori.set_session(reply.session.id)
+        return True
+
+    def recent(self, within: timedelta | None = None) -> list[SessionInfo]:
+        """This attribution's sessions, newest activity first; `within` limits to recent ones."""
+        _, attribution = self._memori.call_identity()
+        request = session_pb2.ListRequest(attribution=attribution, page_size=_PAGE)
+        if within is not None:
+            request.active_within.CopyFrom(
+                duration_pb2.Duration(seconds=int(within.total_seconds()))
+            )
+        found: list[SessionInfo] = []
+        while True:
+            reply = self._call("List", request, "")
+            found.extend(SessionInfo.from_pb(item) for item in reply.sessions)
+            if not reply.next_page_token:
+                return found
+            request.page_token = reply.next_page_token
+
+    def history(self) -> list[dict[str, Any]]:
+        """The stored messages of the current session, oldest first, in OpenAI's shape."""
+        session_id, attribution = self._memori.call_identity()
+        request = session_pb2.ListMessagesRequest(
+            session_id=session_id, attribution=attribution, page_size=_PAGE
+        )
+        messages: list[dict[str, Any]] = []
+        while True:
+            try:
+                reply = self._call("ListMessages", request, session_id)
+            except SessionNotFound:  # nothing was sent in it yet
+                return messages
+            messages.extend(_openai_message(item.message) for item in reply.messages)
+            if not reply.next_page_token:
+                return messages
+            request.page_token = reply.next_page_token
+
+    def delete(self) -> int:
+        """Delete the current session and its messages (0 if it was never used), then start
+        a fresh one. Returns how many messages were deleted."""
+        session_id, attribution = self._memori.call_identity()
+        request = session_pb2.DeleteRequest(session_id=session_id, attribution=attribution)
+        try:
+            reply = self._call("Delete", request, session_id)
+            deleted = int(reply.deleted_message_count)
+        except SessionNotFound:
+            deleted = 0
+        self._memori.reset_session()
+        return deleted
+
+    def _call(self, method: str, request: Any, session_id: str) -> Any:
+        stub = self._memori.connection.sessions()
+        try:
+            return getattr(stub, method)(
+                request,
+                timeout=self._memori.timeout,
+                metadata=self._memori.connection.metadata,
+            )
+        except grpc.RpcError as rpc_error:
+            raise _session_error(rpc_error, session_id) from rpc_error
+
+
+def _session_error(rpc_error: grpc.RpcError, session_id: str) -> Exception:
+    status = read_status(rpc_error)
+    kind: type[SessionError] | None = None
+    if status.reason == "SESSION_ATTRIBUTION_MISMATCH":
+        kind = SessionAttributionMismatch
+    elif status.code == grpc.StatusCode.NOT_FOUND:
+        kind = SessionNotFound
+    if kind is not None:
+        return kind(status.message, session_id=session_id, reason=status.reason)
+    return ServiceError(
+        f"{status.code.name}: {status.message}", code=status.code.name, reason=status.reason
+    )
+
+
+def _openai_message(message: common_pb2.ChatMessage) -> dict[str, Any]:
+    result: dict[str, Any] = {"role": _ROLE_NAMES.get(message.role, "user")}
+    if message.HasField("content"):
+        result["content"] = message.content
+    elif message.content_parts:
+        result["content"] = [json_format.MessageToDict(part) for part in message.content_parts]
+    if message.name:
+        result["name"] = message.name
+    if message.tool_calls:
+        result["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": call.type or "function",
+                "function": {"name": call.function.name, "arguments": call.function.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id:
+        result["tool_call_id"] = message.tool_call_id
+    return result

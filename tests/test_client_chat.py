@@ -1,0 +1,255 @@
+"""The sync client through a real server: memory, arguments, streams, parse, threads."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import openai
+import pydantic
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from memori_client import ChunkStream, Memori
+from standin_upstream import StandinThread
+from tests.chat_calls import MODEL, sent_messages
+from tests.client_support import ask, contents, sync_client, user
+from tests.in_process import InProcessServer
+
+
+@pytest.fixture
+def memori(server: InProcessServer, upstream: StandinThread) -> Iterator[Memori]:
+    upstream.clear()
+    with Memori(server.target).attribution("user-123", "client-tests") as opened:
+        yield opened
+
+
+@pytest.fixture
+def client(memori: Memori) -> openai.OpenAI:
+    registered = sync_client()
+    memori.llm.register(registered)
+    return registered
+
+
+def test_the_session_remembers_and_reset_forgets(
+    memori: Memori, client: openai.OpenAI, upstream: StandinThread
+) -> None:
+    reply = client.chat.completions.create(model=MODEL, messages=[user("My birthday is May 15th")])
+    assert isinstance(reply, ChatCompletion)
+    assert reply.choices[0].message.content == "echo: My birthday is May 15th"
+    ask(client, "When is my birthday?")
+    assert contents(upstream) == [
+        "My birthday is May 15th",
+        "echo: My birthday is May 15th",
+        "When is my birthday?",
+    ]
+    first = memori.session.id
+    memori.reset_session()
+    ask(client, "When is my birthday?")
+    assert contents(upstream) == ["When is my birthday?"]
+    memori.set_session(first)
+    ask(client, "And my name?")
+    assert "My birthday is May 15th" in contents(upstream)
+    assert len(memori.session.history()) == 6
+
+
+def test_every_create_argument_reaches_the_upstream(
+    client: openai.OpenAI, upstream: StandinThread
+) -> None:
+    tool = {
+        "type": "function",
+        "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}},
+    }
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True},
+    }
+    client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "system", "content": "Be brief."}, user("Hi")],
+        temperature=0.25,
+        top_p=0.5,
+        max_tokens=64,
+        max_completion_tokens=32,
+        stop="END",
+        n=1,
+        seed=7,
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice="auto",
+        response_format=response_format,  # type: ignore[arg-type]
+        user="end-user-9",
+        frequency_penalty=0.1,
+        presence_penalty=-0.5,
+        logit_bias={"50256": -100},
+        logprobs=True,
+        top_logprobs=2,
+        metadata={"team": "a"},
+        parallel_tool_calls=False,
+        reasoning_effort="low",
+        service_tier="auto",
+        extra_body={"vendor_option": {"depth": 3}},
+    )
+    body = upstream.requests[-1]["body"]
+    assert isinstance(body, dict)
+    expected = {
+        "model": MODEL,
+        "temperature": 0.25,
+        "top_p": 0.5,
+        "max_tokens": 64,
+        "max_completion_tokens": 32,
+        "stop": ["END"],
+        "n": 1,
+        "seed": 7,
+        "tools": [tool],
+        "tool_choice": "auto",
+        "response_format": response_format,
+        "user": "end-user-9",
+        "frequency_penalty": 0.1,
+        "presence_penalty": -0.5,
+        "logit_bias": {"50256": -100},
+        "logprobs": True,
+        "top_logprobs": 2,
+        "metadata": {"team": "a"},
+        "parallel_tool_calls": False,
+        "reasoning_effort": "low",
+        "service_tier": "auto",
+        "vendor_option": {"depth": 3},
+    }
+    assert {key: body.get(key) for key in expected} == expected
+    assert "stream" not in body
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_tool_calls_round_trip_with_response_objects_passed_back(
+    client: openai.OpenAI, upstream: StandinThread
+) -> None:
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "weather", "arguments": '{"city": "Oslo"}'},
+    }
+    upstream.script({"reply": {"content": None, "tool_calls": [call]}})
+    first = client.chat.completions.create(model=MODEL, messages=[user("Weather in Oslo?")])
+    assert isinstance(first, ChatCompletion)
+    message = first.choices[0].message
+    assert message.tool_calls and message.tool_calls[0].id == "call_1"
+    # Apps append the response message object itself, then the tool result.
+    client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            message,  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        ],
+    )
+    sent = sent_messages(upstream)
+    assert [item["role"] for item in sent] == ["user", "assistant", "tool"]
+    assert sent[1]["tool_calls"][0]["function"]["arguments"] == '{"city": "Oslo"}'
+    assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+
+
+def test_streams_yield_chunks_and_store_the_turn(
+    memori: Memori, client: openai.OpenAI, upstream: StandinThread
+) -> None:
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[user("tell me a story")], stream=True
+    )
+    assert isinstance(stream, ChunkStream)
+    with stream:
+        chunks = list(stream)
+    assert all(isinstance(chunk, ChatCompletionChunk) for chunk in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: tell me a story"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert memori.session.history()[-1] == {"role": "assistant", "content": text}
+    assert upstream.requests[-1]["body"]["stream"] is True  # type: ignore[index]
+
+
+def test_closing_a_stream_early_stores_nothing(
+    memori: Memori, client: openai.OpenAI, upstream: StandinThread
+) -> None:
+    upstream.script({"reply": {"content": " ".join(["word"] * 10)}, "chunk_delay": 0.05})
+    with client.chat.completions.create(
+        model=MODEL, messages=[user("a long story please")], stream=True
+    ) as stream:
+        next(iter(stream))
+    time.sleep(1.0)  # twice what the whole stream takes: it would be stored by now
+    assert memori.session.history() == []
+
+
+def test_the_sdk_stream_helper_works_through_the_service(
+    memori: Memori, client: openai.OpenAI
+) -> None:
+    with client.chat.completions.stream(model=MODEL, messages=[user("helper")]) as stream:
+        deltas = [event.delta for event in stream if event.type == "content.delta"]
+        final = stream.get_final_completion()
+    assert "".join(deltas) == "echo: helper"
+    assert final.choices[0].message.content == "echo: helper"
+    assert memori.session.history()[-1]["content"] == "echo: helper"
+
+
+class Answer(pydantic.BaseModel):
+    city: str
+    sunny: bool
+
+
+def test_parse_returns_the_parsed_model(client: openai.OpenAI, upstream: StandinThread) -> None:
+    upstream.script({"reply": {"content": json.dumps({"city": "Oslo", "sunny": True})}})
+    parsed = client.chat.completions.parse(
+        model=MODEL, messages=[user("Weather?")], response_format=Answer
+    )
+    assert parsed.choices[0].message.parsed == Answer(city="Oslo", sunny=True)
+    sent = upstream.requests[-1]["body"]["response_format"]  # type: ignore[index]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "Answer"
+
+
+def test_copies_made_with_with_options_are_routed_too(
+    client: openai.OpenAI, upstream: StandinThread
+) -> None:
+    ask(client, "remember 42")
+    ask(client.with_options(timeout=20), "what number?")
+    assert "remember 42" in contents(upstream)
+
+
+def test_other_client_methods_are_untouched(memori: Memori, upstream: StandinThread) -> None:
+    direct = openai.OpenAI(api_key="k", base_url=upstream.base_url, max_retries=0)
+    memori.llm.register(direct)
+    # Not chat completions: straight to the client's own base URL over HTTP, as before.
+    assert [model.id for model in direct.models.list()]
+    with pytest.raises(openai.NotFoundError, match="Unknown request URL"):
+        direct.embeddings.create(model="text-embedding-3-small", input="hi")
+    assert type(direct.chat.completions).create is not direct.chat.completions.create
+
+
+def test_threads_with_their_own_memori_objects_never_mix(
+    server: InProcessServer, upstream: StandinThread
+) -> None:
+    upstream.clear()
+    failures: list[BaseException] = []
+    histories: dict[int, list[str]] = {}
+
+    def conversation(number: int) -> None:
+        try:
+            own = sync_client()
+            with Memori(server.target).attribution(f"thread-user-{number}", "threads") as memori:
+                memori.llm.register(own)
+                for turn in range(4):
+                    ask(own, f"user {number} turn {turn}")
+                histories[number] = [str(m["content"]) for m in memori.session.history()]
+        except BaseException as error:  # reported below, with the thread's number
+            failures.append(error)
+
+    threads = [threading.Thread(target=conversation, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures
+    for number, history in histories.items():
+        assert history == [
+            text
+            for turn in range(4)
+            for text in (f"user {number} turn {turn}", f"echo: user {number} turn {turn}")
+        ]
+    assert len(histories) == 8
