@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionUserMessageParam
 
 from standin_upstream import StandinThread
 from tests.chat_calls import MODEL, sent_messages
@@ -22,7 +23,7 @@ def async_client(max_retries: int = 0) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(api_key=APP_KEY, base_url=DEAD_BASE_URL, max_retries=max_retries)
 
 
-def user(text: str) -> dict[str, Any]:
+def user(text: str) -> ChatCompletionUserMessageParam:
     return {"role": "user", "content": text}
 
 

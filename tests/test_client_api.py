@@ -6,7 +6,6 @@ import uuid
 
 import openai
 import pytest
-
 from memori_client import (
     AttributionRequired,
     ClientAlreadyRegistered,
@@ -15,6 +14,7 @@ from memori_client import (
     SessionManager,
     UnsupportedCall,
 )
+
 from tests.client_support import sync_client, user
 
 DEAD = "127.0.0.1:9"

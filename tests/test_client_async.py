@@ -6,9 +6,9 @@ import asyncio
 
 import openai
 import pytest
+from memori_client import AsyncChunkStream, Memori
 from openai.types.chat import ChatCompletion
 
-from memori_client import AsyncChunkStream, Memori
 from standin_upstream import StandinThread
 from tests.chat_calls import MODEL
 from tests.client_support import async_client, contents, user

@@ -9,8 +9,8 @@ from typing import Any
 
 import openai
 import pytest
-
 from memori_client import Memori, SessionAttributionMismatch
+
 from standin_upstream import StandinThread
 from tests.chat_calls import MODEL
 from tests.client_support import ask, sync_client, user
@@ -84,8 +84,9 @@ def test_a_rate_limit_carries_the_retry_delay(
 def test_the_services_own_validation_is_a_bad_request_naming_the_field(
     client: openai.OpenAI,
 ) -> None:
+    wizard: Any = {"role": "wizard", "content": "x"}
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model=MODEL, messages=[{"role": "wizard", "content": "x"}])
+        client.chat.completions.create(model=MODEL, messages=[wizard])
     assert caught.value.param == "request.messages[0].role"
     with pytest.raises(openai.BadRequestError, match="model"):
         client.chat.completions.create(model="", messages=[user("x")])
@@ -103,15 +104,13 @@ def test_what_cannot_be_encoded_fails_before_any_call(
         client.chat.completions.create(model=MODEL, messages=[odd])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="missing"):
         client.chat.completions.create(model=MODEL)  # type: ignore[call-overload]
+
+    class Shape(openai.BaseModel):
+        x: int
+
     with pytest.raises(TypeError, match="parse"):
-
-        class Shape(openai.BaseModel):
-            x: int
-
-        client.chat.completions.create(
-            model=MODEL,
-            messages=[user("x")],
-            response_format=Shape,  # type: ignore[arg-type]
+        client.chat.completions.create(  # type: ignore[call-overload]
+            model=MODEL, messages=[user("x")], response_format=Shape
         )
     assert upstream.requests == []
 
