@@ -2,7 +2,9 @@
 
 - session_get: Get(session_id) against a bare no-op RPC (see bench/session_get.py);
 - chat_complete: ChatService.Complete against the same request sent straight to the upstream
-  with the openai SDK, sequential latency and concurrent throughput (bench/chat_complete.py).
+  with the openai SDK, sequential latency and concurrent throughput (bench/chat_complete.py);
+- client_overhead: `create` through the Python client (memori_client) against the same
+  Complete RPC through the raw stub (bench/client_overhead.py).
 
 Each database backend gets one server process (`bench.bench_server`, the real app) and one
 stand-in upstream process (`python -m standin_upstream`); the load comes from this process.
@@ -23,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from bench import chat_complete, session_get
+from bench import chat_complete, client_overhead, session_get
 from bench.launch import (
     StandinProcess,
     bench_server,
@@ -33,7 +35,7 @@ from bench.launch import (
 )
 from tests.server_process import ServerProcess
 
-BENCHMARKS = ("session_get", "chat_complete")
+BENCHMARKS = ("session_get", "chat_complete", "client_overhead")
 
 
 def _databases(
@@ -141,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     get_results: list[session_get.Result] = []
     chat_results: list[chat_complete.Result] = []
+    client_results: list[client_overhead.Result] = []
     with tempfile.TemporaryDirectory(prefix="memori-bench-") as tmp:
         workdir = Path(tmp)
         for backend, database in _databases(workdir, postgres_admin_url(args.database_url)):
@@ -170,6 +173,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         get_results.append(
                             asyncio.run(session_get.measure(server.target, backend, calls, warmup))
                         )
+                    if "client_overhead" in selected:
+                        print(
+                            f"client_overhead: {backend} at {server.target}, {calls} calls "
+                            f"per path after {warmup} warm-up calls",
+                            flush=True,
+                        )
+                        client_results.extend(
+                            client_overhead.measure(server.target, backend, calls, warmup)
+                        )
                     if seeded is not None:
                         print(
                             f"chat_complete: {backend} at {server.target}, upstream "
@@ -194,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if chat_results:
         print()
         print(chat_complete.format_tables(chat_results))
+    if client_results:
+        print()
+        print(client_overhead.format_table(client_results))
     if args.fail_above is not None and any(r.p50_ratio > args.fail_above for r in get_results):
         return 1
     return 0

@@ -6,18 +6,13 @@ import json
 from typing import Any
 
 import grpc
+from memori_client import request_pb
 from memori_proto.v1 import chat_pb2, chat_pb2_grpc, common_pb2, session_pb2, session_pb2_grpc
 
 from standin_upstream import StandinThread
 
 MODEL = "gpt-4o-mini"
-ROLES = {
-    "system": common_pb2.ROLE_SYSTEM,
-    "developer": common_pb2.ROLE_DEVELOPER,
-    "user": common_pb2.ROLE_USER,
-    "assistant": common_pb2.ROLE_ASSISTANT,
-    "tool": common_pb2.ROLE_TOOL,
-}
+ROLES = request_pb.ROLES  # role names as the Python client maps them
 
 
 def message(role: str, content: str | None = None, **fields: Any) -> common_pb2.ChatMessage:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import openai
 import pytest
+from memori_client import Memori
 from memori_proto.v1 import chat_pb2_grpc, session_pb2_grpc
 from memori_server.config import Settings
 
 from standin_upstream import StandinThread
+from tests.client_support import sync_client
 from tests.databases import fresh_postgres_database, postgres_admin_url, sqlite_url
 from tests.in_process import InProcessServer
 
@@ -97,3 +101,19 @@ def chat(channel: grpc.Channel, upstream: StandinThread) -> chat_pb2_grpc.ChatSe
 def tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def memori(server: InProcessServer, upstream: StandinThread) -> Iterator[Memori]:
+    """A Memori on the shared server for a user of its own; the stand-in starts clean."""
+    upstream.clear()
+    with Memori(server.target).attribution(f"user-{uuid.uuid4()}", "client-tests") as opened:
+        yield opened
+
+
+@pytest.fixture
+def client(memori: Memori) -> openai.OpenAI:
+    """A sync openai client registered with `memori` (its own base URL is a dead port)."""
+    registered = sync_client()
+    memori.llm.register(registered)
+    return registered

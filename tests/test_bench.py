@@ -33,6 +33,15 @@ _RATE_RATIO = re.compile(
 )
 
 
+_CLIENT_ROW = re.compile(
+    r"^sqlite\s+(sync|async)\s+(client|raw stub)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$",
+    re.M,
+)
+_CLIENT_RATIO = re.compile(
+    r"^sqlite\s+(sync|async)\s+client/raw\s+([\d.]+)x\s+([\d.]+)x\s+([\d.]+)x\s+p50", re.M
+)
+
+
 def _close(printed: float, expected: float) -> bool:
     """A ratio as printed (2 decimals) against one computed from the table's rounded values."""
     return abs(printed - expected) <= 0.01 + 0.01 * expected
@@ -111,3 +120,16 @@ def test_chat_complete_reports_throughput_at_both_concurrencies(bench_output: st
         measured = rates[(callers, "memori")][1] / rates[(callers, "direct")][1]
         assert _close(ratio, measured), bench_output
         assert "the goal of >= 0.7x" in text, bench_output
+
+
+def test_client_overhead_reports_both_modes(bench_output: str) -> None:
+    rows = {
+        (mode, path): (int(calls), float(p50))
+        for mode, path, calls, p50, _p99, _mean in _CLIENT_ROW.findall(bench_output)
+    }
+    assert rows.keys() == {(m, p) for m in ("sync", "async") for p in ("client", "raw stub")}
+    assert all(calls == 40 and p50 > 0 for calls, p50 in rows.values()), bench_output
+    ratios = {mode: float(p50) for mode, p50, _p99, _mean in _CLIENT_RATIO.findall(bench_output)}
+    assert ratios.keys() == {"sync", "async"}, bench_output
+    for mode, ratio in ratios.items():
+        assert _close(ratio, rows[(mode, "client")][1] / rows[(mode, "raw stub")][1])

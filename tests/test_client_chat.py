@@ -5,33 +5,23 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+import uuid
 from typing import Any
 
+import grpc
 import openai
 import pydantic
 import pytest
 from memori_client import ChunkStream, Memori
+from memori_proto.v1.common_pb2 import Attribution
+from memori_proto.v1.session_pb2 import ListRequest
+from memori_proto.v1.session_pb2_grpc import SessionServiceStub
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from standin_upstream import StandinThread
 from tests.chat_calls import MODEL, sent_messages
 from tests.client_support import ask, contents, sync_client, user
 from tests.in_process import InProcessServer
-
-
-@pytest.fixture
-def memori(server: InProcessServer, upstream: StandinThread) -> Iterator[Memori]:
-    upstream.clear()
-    with Memori(server.target).attribution("user-123", "client-tests") as opened:
-        yield opened
-
-
-@pytest.fixture
-def client(memori: Memori) -> openai.OpenAI:
-    registered = sync_client()
-    memori.llm.register(registered)
-    return registered
 
 
 def test_the_session_remembers_and_reset_forgets(
@@ -257,3 +247,30 @@ def test_threads_with_their_own_memori_objects_never_mix(
             for text in (f"user {number} turn {turn}", f"echo: user {number} turn {turn}")
         ]
     assert len(histories) == 8
+
+
+def test_a_ready_channel_is_used_and_left_open(
+    server: InProcessServer, upstream: StandinThread
+) -> None:
+    upstream.clear()
+    with grpc.insecure_channel(server.target) as channel:
+        own = sync_client()
+        with Memori("ignored:1", channel=channel).attribution(f"user-{uuid.uuid4()}") as memori:
+            memori.llm.register(own)
+            assert ask(own, "through my channel") == "echo: through my channel"
+        # Still open after close(): the app owns it.
+        SessionServiceStub(channel).List(ListRequest(attribution=Attribution(entity_id="x")))
+
+
+def test_the_default_timeout_applies_unless_a_call_sets_its_own(
+    server: InProcessServer, upstream: StandinThread
+) -> None:
+    upstream.clear()
+    own = sync_client()
+    with Memori(server.target, timeout=0.3).attribution(f"user-{uuid.uuid4()}") as memori:
+        memori.llm.register(own)
+        upstream.script({"delay": 1.0})
+        with pytest.raises(openai.APITimeoutError):
+            ask(own, "too slow")
+        upstream.script({"delay": 0.5})
+        assert ask(own, "patient", timeout=10) == "echo: patient"

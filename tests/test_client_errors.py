@@ -4,7 +4,6 @@ the client's own; retries reuse one request id so nothing is stored twice."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -15,20 +14,6 @@ from standin_upstream import StandinThread
 from tests.chat_calls import MODEL
 from tests.client_support import ask, sync_client, user
 from tests.in_process import InProcessServer
-
-
-@pytest.fixture
-def memori(server: InProcessServer, upstream: StandinThread) -> Iterator[Memori]:
-    upstream.clear()
-    with Memori(server.target).attribution("user-errors", "client-tests") as opened:
-        yield opened
-
-
-@pytest.fixture
-def client(memori: Memori) -> openai.OpenAI:
-    registered = sync_client()
-    memori.llm.register(registered)
-    return registered
 
 
 @pytest.mark.parametrize(
