@@ -3,7 +3,8 @@
 Both paths run in this process, sequentially, against the same server and stand-in
 upstream (delay 0), with the same request (one new user message): the raw path calls
 `ChatServiceStub.Complete` on a plain sync grpc channel, the client path calls
-`chat.completions.create` on an `openai.OpenAI` registered with `Memori`, which builds the
+`chat.completions.create` on an `openai.OpenAI` (default settings: 2 retries, so each call
+carries a request id, as the raw path's do) registered with `Memori`, which builds the
 same CompleteRequest, makes the same RPC and rebuilds a genuine `ChatCompletion` from the
 upstream JSON. Every call of either path goes to a new session (and carries a new request
 id), so the server does the same work for both; only the client-side work differs.
@@ -68,7 +69,7 @@ def _check(reply: ChatCompletion) -> None:
 
 def measure_sync(target: str, backend: str, calls: int, warmup: int) -> Result:
     attribution = common_pb2.Attribution(entity_id=f"bench-{uuid.uuid4().hex}", process_id="raw")
-    client = openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1", max_retries=0)
+    client = openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
     memori = Memori(target).attribution(f"bench-{uuid.uuid4().hex}", "client")
     memori.llm.register(client)
     raw_samples: list[float] = []
@@ -116,7 +117,7 @@ def _alternate(
 
 async def measure_async(target: str, backend: str, calls: int, warmup: int) -> Result:
     attribution = common_pb2.Attribution(entity_id=f"bench-{uuid.uuid4().hex}", process_id="raw")
-    client = openai.AsyncOpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1", max_retries=0)
+    client = openai.AsyncOpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
     memori = Memori(target).attribution(f"bench-{uuid.uuid4().hex}", "client")
     memori.llm.register(client)
     raw_samples: list[float] = []

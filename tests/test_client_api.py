@@ -163,3 +163,21 @@ def test_api_key_travels_as_bearer_metadata(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MEMORI_API_KEY", "k2")
     assert Memori(DEAD).connection.metadata == (("authorization", "Bearer k2"),)
     assert Memori(DEAD, api_key="").connection.metadata == ()
+
+
+def test_a_request_id_is_sent_only_when_the_client_retries() -> None:
+    from memori_client.call_plan import plan_call
+    from memori_proto.v1.common_pb2 import Attribution
+
+    def plan(retries: int) -> str:
+        return plan_call(
+            {"model": "m", "messages": [user("hi")]},
+            session_id=str(uuid.uuid4()),
+            attribution=Attribution(entity_id="u"),
+            default_timeout=None,
+            client=sync_client(max_retries=retries),
+        ).request_id
+
+    assert plan(0) == ""  # no retries: no idempotency record to pay for
+    assert uuid.UUID(plan(2)).version == 4
+    assert plan(2) != plan(2)  # one per create(...), shared by its attempts

@@ -26,7 +26,8 @@ class CallPlan:
     """The gRPC deadline of each attempt, in seconds; None waits as long as it takes."""
     max_retries: int
     request_id: str
-    """Shared by every attempt, so a retry is answered from the first success."""
+    """Shared by every attempt, so a retry is answered from the first success. Empty when
+    the client does not retry: the service's idempotency record costs a write per call."""
 
     def unary(self) -> chat_pb2.CompleteRequest:
         return chat_pb2.CompleteRequest(
@@ -69,6 +70,7 @@ def plan_call(
     if missing:
         raise TypeError(f"create() missing required keyword argument(s): {', '.join(missing)}")
     model, messages = params.pop("model"), params.pop("messages")
+    max_retries = max(0, int(client.max_retries))
     return CallPlan(
         session_id=session_id,
         attribution=attribution,
@@ -77,8 +79,8 @@ def plan_call(
         timeout=_seconds(timeout)
         if request_pb.given(timeout)
         else _default(default_timeout, client),
-        max_retries=max(0, int(client.max_retries)),
-        request_id=str(uuid.uuid4()),
+        max_retries=max_retries,
+        request_id=str(uuid.uuid4()) if max_retries else "",
     )
 
 

@@ -33,6 +33,7 @@ _ROLE_NAMES = {
     common_pb2.ROLE_TOOL: "tool",
 }
 _PAGE = 1000
+_DEFAULT_TIMEOUT = 30.0  # session calls are small: without Memori(timeout=...) they get this
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ class SessionManager:
         try:
             return getattr(stub, method)(
                 request,
-                timeout=self._memori.timeout,
+                timeout=self._memori.timeout or _DEFAULT_TIMEOUT,
                 metadata=self._memori.connection.metadata,
             )
         except grpc.RpcError as rpc_error:
