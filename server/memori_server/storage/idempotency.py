@@ -5,6 +5,10 @@ stores the turn marks it done with the response. A retry finds the record: done,
 the stored response; pending, it waits and looks again; gone (the first call failed and
 released it) or expired (its server died), it claims it and runs the call itself. The
 records live in the database, so this holds across any number of server processes.
+
+A new id, the common case, is claimed by one INSERT ... ON CONFLICT DO NOTHING (on
+PostgreSQL on the event loop, one round trip); only an id seen before takes the transaction
+that reads its record.
 """
 
 from __future__ import annotations
@@ -13,11 +17,16 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, delete, select, update
+import psycopg
+from sqlalchemy import Connection, and_, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Insert
 
 from memori_server.errors import RequestIdReused
 from memori_server.storage.database import Database
+from memori_server.storage.point_reads import CompiledRead, FastPathUnavailable
 from memori_server.storage.tables import completion_requests
 
 PENDING = "pending"
@@ -40,10 +49,45 @@ class Claim:
     response: str | None = None
 
 
+_CLAIM_COLUMNS = ("tenant_id", "request_id", "kind", "fingerprint", "state")
+_CLAIM_TIMES = ("create_time", "expire_time")
+
+
+def _claim_new(dialect: str) -> Insert:
+    """The claim of an id no record holds yet; inserts nothing when one does."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(completion_requests)
+        .values({name: bindparam(name) for name in (*_CLAIM_COLUMNS, *_CLAIM_TIMES)})
+        .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
+    )
+
+
 class IdempotencyStore:
     def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
         self._db = database
         self._clock = clock
+        self._claim_new = _claim_new(database.dialect)
+        self._claim_new_pg = (
+            CompiledRead(self._claim_new, database.engine.dialect)
+            if database.dialect == "postgresql"
+            else None
+        )
+
+    async def _claimed_on_loop(self, parameters: dict[str, Any]) -> bool:
+        """PostgreSQL: the new-id claim in one autocommit round trip, without a thread."""
+        compiled = self._claim_new_pg
+        if compiled is None:
+            return False
+
+        async def work(connection: psycopg.AsyncConnection[Any]) -> bool:
+            cursor = await connection.execute(compiled.sql, compiled.parameters(parameters))
+            return cursor.rowcount == 1
+
+        try:
+            return await self._db.on_loop_postgres(work)
+        except FastPathUnavailable:
+            return False
 
     async def claim(
         self, tenant_id: str, request_id: str, kind: str, fingerprint: str, lease_seconds: float
@@ -53,30 +97,30 @@ class IdempotencyStore:
             completion_requests.c.tenant_id == tenant_id,
             completion_requests.c.request_id == request_id,
         )
-        values = {
+        lease = {
             "kind": kind,
             "fingerprint": fingerprint,
             "state": PENDING,
-            "session_id": None,
-            "response": None,
             "create_time": now,
             "expire_time": now + timedelta(seconds=lease_seconds),
         }
+        new = {"tenant_id": tenant_id, "request_id": request_id, **lease}
+        if await self._claimed_on_loop(new):
+            return Claim(ClaimState.CLAIMED)
 
         def work(conn: Connection) -> Claim:
+            if conn.execute(self._claim_new, new).rowcount == 1:
+                return Claim(ClaimState.CLAIMED)
             query = select(completion_requests).where(key)
             if self._db.dialect == "postgresql":
                 query = query.with_for_update()
             row = conn.execute(query).first()
-            if row is None:
-                conn.execute(
-                    completion_requests.insert().values(
-                        tenant_id=tenant_id, request_id=request_id, **values
-                    )
-                )
-                return Claim(ClaimState.CLAIMED)
-            if row.expire_time <= now:
-                conn.execute(update(completion_requests).where(key).values(**values))
+            if row is None:  # released between the two statements: try once more
+                claimed = conn.execute(self._claim_new, new).rowcount == 1
+                return Claim(ClaimState.CLAIMED if claimed else ClaimState.IN_FLIGHT)
+            if row.expire_time <= now:  # its server died: take the claim over
+                taken_over = {**lease, "session_id": None, "response": None}
+                conn.execute(update(completion_requests).where(key).values(**taken_over))
                 return Claim(ClaimState.CLAIMED)
             if row.kind != kind or row.fingerprint != fingerprint:
                 raise RequestIdReused(request_id)

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Insert, Select
 
 T = TypeVar("T")
 FAST_PATH_WAIT = 0.2  # seconds to wait for a free connection before taking the slow path
@@ -36,9 +36,10 @@ class FastPathUnavailable(Exception):
 
 
 class CompiledRead:
-    """A SELECT compiled for one dialect, with the bind and result conversions of its types."""
+    """A statement compiled for one dialect, with the bind and result conversions of its types
+    (result conversions for a SELECT; other statements have no result columns here)."""
 
-    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+    def __init__(self, statement: Select[Any] | Insert, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
         self._positional = compiled.positional
@@ -46,7 +47,7 @@ class CompiledRead:
         self._binds = [(name, compiled.binds[name].type.bind_processor(dialect)) for name in names]
         # Values the statement carries itself (a LIMIT, say), used unless the call gives one.
         self._own_values = {name: compiled.binds[name].value for name in names}
-        columns = list(statement.selected_columns)
+        columns = list(statement.selected_columns) if isinstance(statement, Select) else []
         self._results: list[Processor] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
