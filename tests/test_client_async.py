@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import timedelta
 
 import openai
 import pytest
@@ -109,3 +111,29 @@ def test_one_memori_serves_one_client_across_event_loops(
     asyncio.run(_ask(client, "from the second loop"))  # a grpc.aio channel per loop
     assert contents(upstream)[0] == "from the first loop"
     memori.close()
+
+
+def test_session_calls_for_event_loops(server: InProcessServer, upstream: StandinThread) -> None:
+    upstream.clear()
+
+    async def lifecycle() -> None:
+        client = async_client()
+        async with Memori(server.target).attribution(f"aio-{uuid.uuid4()}", "agent") as memori:
+            memori.llm.register(client)
+            assert await memori.session.aio.resume_current() is False  # nothing yet
+            assert await memori.session.aio.history() == []
+            await _ask(client, "remember me")
+            first = memori.session.id
+            memori.reset_session()
+            assert await memori.session.aio.resume_current() is True
+            assert memori.session.id == first  # the current session, found by attribution
+            assert [m["content"] for m in await memori.session.aio.history()] == [
+                "remember me",
+                "echo: remember me",
+            ]
+            assert [s.id for s in await memori.session.aio.recent(timedelta(hours=1))] == [first]
+            assert await memori.session.aio.delete() == 2
+            assert memori.session.id != first
+            assert await memori.session.aio.recent() == []
+
+    asyncio.run(lifecycle())

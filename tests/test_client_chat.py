@@ -6,13 +6,14 @@ import json
 import threading
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import grpc
 import openai
 import pydantic
 import pytest
-from memori_client import ChunkStream, Memori
+from memori_client import ChunkStream, Memori, ServiceError, SessionAttributionMismatch
 from memori_proto.v1.common_pb2 import Attribution
 from memori_proto.v1.session_pb2 import ListRequest
 from memori_proto.v1.session_pb2_grpc import SessionServiceStub
@@ -274,3 +275,36 @@ def test_the_default_timeout_applies_unless_a_call_sets_its_own(
             ask(own, "too slow")
         upstream.script({"delay": 0.5})
         assert ask(own, "patient", timeout=10) == "echo: patient"
+
+
+def test_session_calls_find_list_read_and_delete(
+    server: InProcessServer, memori: Memori, client: openai.OpenAI
+) -> None:
+    assert memori.session.resume_current() is False
+    ask(client, "first session")
+    first = memori.session.id
+    ask(client.with_options(), "still the first")
+    memori.reset_session()
+    ask(client, "second session")
+    second = memori.session.id
+    recent = memori.session.recent(within=timedelta(hours=1))
+    assert [info.id for info in recent] == [second, first]  # newest activity first
+    assert [info.message_count for info in recent] == [2, 4]
+    assert recent[0].entity_id == memori.call_identity()[1].entity_id
+    memori.reset_session()
+    assert memori.session.resume_current() is True
+    assert memori.session.id == second
+    assert memori.session.delete() == 2
+    assert [info.id for info in memori.session.recent()] == [first]
+    # Another attribution cannot read this one's session.
+    with Memori(server.target).attribution(f"user-{uuid.uuid4()}") as stranger:
+        stranger.set_session(first)
+        with pytest.raises(SessionAttributionMismatch):
+            stranger.session.history()
+
+
+def test_session_calls_to_an_unreachable_service_raise_service_error() -> None:
+    memori = Memori("127.0.0.1:9", timeout=2).attribution("someone")
+    with memori, pytest.raises(ServiceError) as caught:
+        memori.session.recent()
+    assert caught.value.code == "UNAVAILABLE"

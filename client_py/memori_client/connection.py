@@ -20,6 +20,7 @@ from memori_client.errors import MemoriClosed
 
 if TYPE_CHECKING:
     from memori_proto.v1.chat_pb2_grpc import ChatServiceAsyncStub
+    from memori_proto.v1.session_pb2_grpc import SessionServiceAsyncStub
 
 DEFAULT_TARGET = "localhost:50051"
 _MAX_RECEIVE_BYTES = 64 * 1024 * 1024  # long completions and replayed streams fit
@@ -57,6 +58,7 @@ class Connection:
         self._given_aio = aio_channel
         self._aio: dict[asyncio.AbstractEventLoop, grpc.aio.Channel] = {}
         self._aio_chat: dict[asyncio.AbstractEventLoop, ChatServiceAsyncStub] = {}
+        self._aio_sessions: dict[asyncio.AbstractEventLoop, SessionServiceAsyncStub] = {}
 
     def chat(self) -> chat_pb2_grpc.ChatServiceStub:
         stub = self._chat
@@ -74,12 +76,21 @@ class Connection:
         loop = asyncio.get_running_loop()
         stub = self._aio_chat.get(loop)
         if stub is None:
-            with self._lock:
-                self._check_open()
-                channel = self._given_aio or self._aio.get(loop) or self._open_aio(loop)
-                stub = chat_pb2_grpc.ChatServiceStub(channel)
-                self._aio_chat[loop] = stub
+            stub = self._aio_chat[loop] = chat_pb2_grpc.ChatServiceStub(self._aio_channel(loop))
         return stub
+
+    def aio_sessions(self) -> SessionServiceAsyncStub:
+        loop = asyncio.get_running_loop()
+        stub = self._aio_sessions.get(loop)
+        if stub is None:
+            channel = self._aio_channel(loop)
+            stub = self._aio_sessions[loop] = session_pb2_grpc.SessionServiceStub(channel)
+        return stub
+
+    def _aio_channel(self, loop: asyncio.AbstractEventLoop) -> grpc.aio.Channel:
+        with self._lock:
+            self._check_open()
+            return self._given_aio or self._aio.get(loop) or self._open_aio(loop)
 
     def _sync_channel(self) -> grpc.Channel:
         with self._lock:
@@ -97,6 +108,7 @@ class Connection:
         for old in [old for old in self._aio if old.is_closed()]:
             del self._aio[old]
             self._aio_chat.pop(old, None)
+            self._aio_sessions.pop(old, None)
         channel = (
             grpc.aio.secure_channel(self.target, self._credentials, _CHANNEL_OPTIONS)
             if self._credentials is not None
@@ -120,7 +132,7 @@ class Connection:
             channel, self._channel = self._channel, None
             aio, self._aio = self._aio, {}
             self._chat = self._sessions = None
-            self._aio_chat = {}
+            self._aio_chat, self._aio_sessions = {}, {}
         if channel is not None and channel is not self._given_channel:
             channel.close()
         for loop, opened in aio.items():

@@ -1,14 +1,16 @@
 """`memori.session`: the session the next call goes to, and the service's view of sessions.
 
 `id`, `reset()` and `set()` are local and instant: the service creates a session on its first
-call. The other methods ask SessionService (blocking calls on the sync channel).
+call. The other methods ask SessionService: blocking on the sync channel, or awaitable on
+the event loop's channel through `memori.session.aio`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2, json_format
@@ -32,6 +34,7 @@ _ROLE_NAMES = {
     common_pb2.ROLE_ASSISTANT: "assistant",
     common_pb2.ROLE_TOOL: "tool",
 }
+T = TypeVar("T")
 _PAGE = 1000
 _DEFAULT_TIMEOUT = 30.0  # session calls are small: without Memori(timeout=...) they get this
 
@@ -61,6 +64,8 @@ class SessionInfo:
 class SessionManager:
     def __init__(self, memori: Memori) -> None:
         self._memori = memori
+        self.aio = AsyncSessionManager(memori)
+        """The same SessionService calls for async code: `await memori.session.aio.history()`."""
 
     @property
     def id(self) -> str:
@@ -80,70 +85,151 @@ class SessionManager:
     def resume_current(self) -> bool:
         """Continue the attribution's current session, if it was active within the service's
         idle window (24 h by default). False, and the id unchanged, when there is none."""
-        _, attribution = self._memori.call_identity()
-        try:
-            reply = self._call("Get", session_pb2.GetRequest(attribution=attribution), "")
-        except SessionNotFound:
-            return False
-        self._memori.set_session(reply.session.id)
-        return True
+        return self._drive(_resume_current(self._memori))
 
     def recent(self, within: timedelta | None = None) -> list[SessionInfo]:
         """This attribution's sessions, newest activity first; `within` limits to recent ones."""
-        _, attribution = self._memori.call_identity()
-        request = session_pb2.ListRequest(attribution=attribution, page_size=_PAGE)
-        if within is not None:
-            request.active_within.CopyFrom(
-                duration_pb2.Duration(seconds=int(within.total_seconds()))
-            )
-        found: list[SessionInfo] = []
-        while True:
-            reply = self._call("List", request, "")
-            found.extend(SessionInfo.from_pb(item) for item in reply.sessions)
-            if not reply.next_page_token:
-                return found
-            request.page_token = reply.next_page_token
+        return self._drive(_recent(self._memori, within))
 
     def history(self) -> list[dict[str, Any]]:
         """The stored messages of the current session, oldest first, in OpenAI's shape."""
-        session_id, attribution = self._memori.call_identity()
-        request = session_pb2.ListMessagesRequest(
-            session_id=session_id, attribution=attribution, page_size=_PAGE
-        )
-        messages: list[dict[str, Any]] = []
-        while True:
-            try:
-                reply = self._call("ListMessages", request, session_id)
-            except SessionNotFound:  # nothing was sent in it yet
-                return messages
-            messages.extend(_openai_message(item.message) for item in reply.messages)
-            if not reply.next_page_token:
-                return messages
-            request.page_token = reply.next_page_token
+        return self._drive(_history(self._memori))
 
     def delete(self) -> int:
         """Delete the current session and its messages (0 if it was never used), then start
         a fresh one. Returns how many messages were deleted."""
-        session_id, attribution = self._memori.call_identity()
-        request = session_pb2.DeleteRequest(session_id=session_id, attribution=attribution)
-        try:
-            reply = self._call("Delete", request, session_id)
-            deleted = int(reply.deleted_message_count)
-        except SessionNotFound:
-            deleted = 0
-        self._memori.reset_session()
-        return deleted
+        return self._drive(_delete(self._memori))
 
-    def _call(self, method: str, request: Any, session_id: str) -> Any:
+    def _drive(self, steps: Steps[T]) -> T:
         stub = self._memori.connection.sessions()
+        metadata, timeout = self._memori.connection.metadata, _timeout(self._memori)
+        step: Step | _Done[T] = next(steps)
+        while not isinstance(step, _Done):
+            method, request, session_id = step
+            try:
+                reply = getattr(stub, method)(request, timeout=timeout, metadata=metadata)
+            except grpc.RpcError as rpc_error:
+                step = _throw(steps, rpc_error, session_id)
+            else:
+                step = _send(steps, reply)
+        return step.value
+
+
+class AsyncSessionManager:
+    """`memori.session.aio`: the SessionService calls of `memori.session`, for event loops."""
+
+    def __init__(self, memori: Memori) -> None:
+        self._memori = memori
+
+    async def resume_current(self) -> bool:
+        return await self._drive(_resume_current(self._memori))
+
+    async def recent(self, within: timedelta | None = None) -> list[SessionInfo]:
+        return await self._drive(_recent(self._memori, within))
+
+    async def history(self) -> list[dict[str, Any]]:
+        return await self._drive(_history(self._memori))
+
+    async def delete(self) -> int:
+        return await self._drive(_delete(self._memori))
+
+    async def _drive(self, steps: Steps[T]) -> T:
+        stub = self._memori.connection.aio_sessions()
+        metadata, timeout = self._memori.connection.metadata, _timeout(self._memori)
+        step: Step | _Done[T] = next(steps)
+        while not isinstance(step, _Done):
+            method, request, session_id = step
+            try:
+                reply = await getattr(stub, method)(request, timeout=timeout, metadata=metadata)
+            except grpc.RpcError as rpc_error:
+                step = _throw(steps, rpc_error, session_id)
+            else:
+                step = _send(steps, reply)
+        return step.value
+
+
+# The session calls, written once for both managers: each yields (method, request, session
+# id) and receives the reply, or the mapped exception thrown in; the managers make the calls.
+Step = tuple[str, Any, str]
+Steps = Generator[Step, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class _Done(Generic[T]):
+    value: T
+
+
+def _send(steps: Steps[T], reply: Any) -> Step | _Done[T]:
+    try:
+        return steps.send(reply)
+    except StopIteration as finished:
+        return _Done(finished.value)
+
+
+def _throw(steps: Steps[T], rpc_error: grpc.RpcError, session_id: str) -> Step | _Done[T]:
+    error = _session_error(rpc_error, session_id)
+    error.__cause__ = rpc_error
+    try:
+        return steps.throw(error)
+    except StopIteration as finished:
+        return _Done(finished.value)
+
+
+def _timeout(memori: Memori) -> float:
+    return memori.timeout or _DEFAULT_TIMEOUT
+
+
+def _resume_current(memori: Memori) -> Steps[bool]:
+    _, attribution = memori.call_identity()
+    try:
+        reply = yield ("Get", session_pb2.GetRequest(attribution=attribution), "")
+    except SessionNotFound:
+        return False
+    memori.set_session(reply.session.id)
+    return True
+
+
+def _recent(memori: Memori, within: timedelta | None) -> Steps[list[SessionInfo]]:
+    _, attribution = memori.call_identity()
+    request = session_pb2.ListRequest(attribution=attribution, page_size=_PAGE)
+    if within is not None:
+        request.active_within.CopyFrom(duration_pb2.Duration(seconds=int(within.total_seconds())))
+    found: list[SessionInfo] = []
+    while True:
+        reply = yield ("List", request, "")
+        found.extend(SessionInfo.from_pb(item) for item in reply.sessions)
+        if not reply.next_page_token:
+            return found
+        request.page_token = reply.next_page_token
+
+
+def _history(memori: Memori) -> Steps[list[dict[str, Any]]]:
+    session_id, attribution = memori.call_identity()
+    request = session_pb2.ListMessagesRequest(
+        session_id=session_id, attribution=attribution, page_size=_PAGE
+    )
+    messages: list[dict[str, Any]] = []
+    while True:
         try:
-            return getattr(stub, method)(
-                request,
-                timeout=self._memori.timeout or _DEFAULT_TIMEOUT,
-                metadata=self._memori.connection.metadata,
-            )
-        except grpc.RpcError as rpc_error:
-            raise _session_error(rpc_error, session_id) from rpc_error
+            reply = yield ("ListMessages", request, session_id)
+        except SessionNotFound:  # nothing was sent in it yet
+            return messages
+        messages.extend(_openai_message(item.message) for item in reply.messages)
+        if not reply.next_page_token:
+            return messages
+        request.page_token = reply.next_page_token
+
+
+def _delete(memori: Memori) -> Steps[int]:
+    session_id, attribution = memori.call_identity()
+    request = session_pb2.DeleteRequest(session_id=session_id, attribution=attribution)
+    try:
+        reply = yield ("Delete", request, session_id)
+        deleted = int(reply.deleted_message_count)
+    except SessionNotFound:
+        deleted = 0
+    memori.reset_session()
+    return deleted
 
 
 def _session_error(rpc_error: grpc.RpcError, session_id: str) -> Exception:
