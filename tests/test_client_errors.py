@@ -234,3 +234,14 @@ def test_session_ids_given_to_set_are_created_on_first_use(
     memori.set_session(chosen)
     ask(client, "first words")
     assert memori.session.history()[0]["content"] == "first words"
+
+
+def test_a_request_over_the_services_size_limit_is_a_413(
+    memori: Memori, client: openai.OpenAI, upstream: StandinThread
+) -> None:
+    huge = "x" * (5 * 1024 * 1024)  # the server takes 4 MiB messages by default
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[user(huge)])
+    assert caught.value.status_code == 413
+    assert not isinstance(caught.value, openai.RateLimitError)
+    assert upstream.requests == []
