@@ -144,6 +144,7 @@ def test_closing_unregisters_and_refuses_further_use() -> None:
         memori.llm.register(client)
         assert "create" in client.chat.completions.__dict__
     assert "create" not in client.chat.completions.__dict__  # a plain openai client again
+    assert "create" not in client.beta.chat.completions.__dict__
     with pytest.raises(openai.APIConnectionError):  # straight to its own (dead) base URL
         client.chat.completions.create(model="m", messages=[user("hi")])
     with pytest.raises(MemoriClosed):

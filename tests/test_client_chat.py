@@ -198,12 +198,14 @@ def test_parse_returns_the_parsed_model(client: openai.OpenAI, upstream: Standin
     assert sent["json_schema"]["name"] == "Answer"
 
 
-def test_copies_made_with_with_options_are_routed_too(
+def test_copies_and_the_beta_alias_are_routed_too(
     client: openai.OpenAI, upstream: StandinThread
 ) -> None:
     ask(client, "remember 42")
     ask(client.with_options(timeout=20), "what number?")
     assert "remember 42" in contents(upstream)
+    client.beta.chat.completions.create(model=MODEL, messages=[user("and now?")])
+    assert "what number?" in contents(upstream)
 
 
 def test_other_client_methods_are_untouched(memori: Memori, upstream: StandinThread) -> None:

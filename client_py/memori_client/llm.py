@@ -1,7 +1,8 @@
 """`memori.llm.register(client)`: route an openai client's chat completions through the service.
 
-Registration rebinds `create` and `parse` on the client's own `chat.completions` object (not
-on the class), so other clients and every other method stay untouched. Copies made with
+Registration rebinds `create` and `parse` on the client's own `chat.completions` object (and
+its `beta.chat.completions` alias; not on the class), so other clients and every other
+method stay untouched. Copies made with
 `client.with_options(...)` / `client.copy(...)` are registered too, so a per-call option
 never silently bypasses the memory.
 """
@@ -93,9 +94,9 @@ class LLM:
                 return self._memori
             del _owners[client]
             self._clients.discard(client)
-        completions = client.chat.completions
-        for name in _PATCHED_COMPLETIONS:
-            completions.__dict__.pop(name, None)
+        for completions in _completions_of(client):
+            for name in _PATCHED_COMPLETIONS:
+                completions.__dict__.pop(name, None)
         for name in _PATCHED_CLIENT:
             client.__dict__.pop(name, None)
         return self._memori
@@ -109,14 +110,24 @@ class LLM:
         return list(self._clients)
 
 
+def _completions_of(client: OpenAIClient) -> list[Any]:
+    """`client.chat.completions`, and its older alias `client.beta.chat.completions` (a
+    separate object), so neither path bypasses the memory."""
+    found: list[Any] = [client.chat.completions]
+    beta_chat = getattr(getattr(client, "beta", None), "chat", None)
+    if beta_chat is not None and hasattr(beta_chat, "completions"):
+        found.append(beta_chat.completions)
+    return found
+
+
 def _bind(client: OpenAIClient, route: SyncRoute | AsyncRoute, llm: LLM) -> None:
-    completions = client.chat.completions
-    completions.__dict__.update(
-        create=route.create,
-        parse=route.parse,
-        with_raw_response=_Refused("with_raw_response"),
-        with_streaming_response=_Refused("with_streaming_response"),
-    )
+    for completions in _completions_of(client):
+        completions.__dict__.update(
+            create=route.create,
+            parse=route.parse,
+            with_raw_response=_Refused("with_raw_response"),
+            with_streaming_response=_Refused("with_streaming_response"),
+        )
     copy = client.copy
 
     def registered_copy(*args: Any, **kwargs: Any) -> Any:
