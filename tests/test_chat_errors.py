@@ -75,6 +75,7 @@ def test_every_invalid_field_is_reported_at_once_and_nothing_is_sent(
         ("{not json", "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
         ('{"temperature_x": NaN}', "NaN is not JSON"),
+        ('{"stream_options": "\\udcff"}', "invalid Unicode"),
     ],
 )
 def test_extra_json_must_be_a_json_object(

@@ -18,7 +18,10 @@ from tests.rpc_errors import CallFailed, call_fails
 
 NEVER = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 _TEXTS = ["", "hi", "é€😀", "\x00", "x" * 300, "6F1C2D3E-4B5A-4C6D-8E7F-8091A2B3C4D5", new_id()]
-_EXTRA = ["", "{}", "null", "[]", "{bad", '{"logprobs": true}', '{"stream": true}', '{"n": 0}']
+_EXTRA = [
+    *("", "{}", "null", "[]", "{bad", '{"logprobs": true}', '{"stream": true}', '{"n": 0}'),
+    '{"metadata": {"k": "\\ud800"}}',  # a lone surrogate, spelled as a JSON escape
+]
 
 
 def _message(rng: random.Random) -> common_pb2.ChatMessage:

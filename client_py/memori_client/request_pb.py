@@ -39,6 +39,16 @@ def build(
     model: str, messages: Iterable[Any], params: Mapping[str, Any]
 ) -> chat_pb2.ChatCompletionRequest:
     """`params`: every create() argument but model, messages, stream and the HTTP options."""
+    try:
+        return _build(model, messages, params)
+    except UnicodeEncodeError as error:  # protobuf strings are UTF-8: no lone surrogates
+        bad = error.object[error.start : error.end]
+        raise ValueError(f"the request holds text that is not valid Unicode: {bad!r}") from None
+
+
+def _build(
+    model: str, messages: Iterable[Any], params: Mapping[str, Any]
+) -> chat_pb2.ChatCompletionRequest:
     request = chat_pb2.ChatCompletionRequest(model=_text(model, "model"))
     request.messages.extend(_message(item, index) for index, item in enumerate(_list(messages)))
     extra: dict[str, Any] = {}
@@ -66,7 +76,9 @@ def build(
         else:
             extra[name] = value
     if extra:
-        request.extra_json = json.dumps(_plain(extra), allow_nan=False, separators=(",", ":"))
+        request.extra_json = json.dumps(
+            _plain(extra), allow_nan=False, ensure_ascii=False, separators=(",", ":")
+        )
     return request
 
 

@@ -61,6 +61,11 @@ def _extra(text: str, violations: Violations) -> dict[str, Any]:
     if not isinstance(extra, dict):
         violations.add("request.extra_json", "must be a JSON object of OpenAI parameters")
         return {}
+    try:  # JSON escapes can spell lone surrogates, which no upstream body can carry
+        json.dumps(extra, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        violations.add("request.extra_json", "holds invalid Unicode (a lone surrogate escape)")
+        return {}
     clashes = sorted(RESERVED_EXTRA_KEYS.intersection(extra))
     if clashes:
         violations.add(
