@@ -310,3 +310,27 @@ def test_session_calls_to_an_unreachable_service_raise_service_error() -> None:
     with memori, pytest.raises(ServiceError) as caught:
         memori.session.recent()
     assert caught.value.code == "UNAVAILABLE"
+
+
+def test_azure_clients_register_like_any_openai_client(
+    memori: Memori, upstream: StandinThread
+) -> None:
+    azure = openai.AzureOpenAI(
+        api_key="unused",
+        azure_endpoint="http://127.0.0.1:9",
+        api_version="2024-10-21",
+        max_retries=0,
+    )
+    memori.llm.register(azure)
+    assert ask(azure, "via azure") == "echo: via azure"
+    assert upstream.requests[-1]["body"]["model"] == MODEL
+
+
+def test_history_gives_content_parts_back_as_sent(memori: Memori, client: openai.OpenAI) -> None:
+    parts: Any = [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}},
+        {"type": "text", "text": "size", "extra": {"width": 640, "ratio": 1.5}},
+    ]
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": parts}])
+    assert memori.session.history()[0] == {"role": "user", "content": parts}

@@ -246,12 +246,25 @@ def _session_error(rpc_error: grpc.RpcError, session_id: str) -> Exception:
     )
 
 
+def _whole_numbers(value: Any) -> Any:
+    """Struct keeps every number as a double; give whole ones back as ints, as they were sent."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
+
+
 def _openai_message(message: common_pb2.ChatMessage) -> dict[str, Any]:
     result: dict[str, Any] = {"role": _ROLE_NAMES.get(message.role, "user")}
     if message.HasField("content"):
         result["content"] = message.content
     elif message.content_parts:
-        result["content"] = [json_format.MessageToDict(part) for part in message.content_parts]
+        result["content"] = [
+            _whole_numbers(json_format.MessageToDict(part)) for part in message.content_parts
+        ]
     if message.name:
         result["name"] = message.name
     if message.tool_calls:
