@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -101,6 +101,13 @@ def measure_sync(target: str, backend: str, calls: int, warmup: int) -> Result:
     )
 
 
+def _schedule(calls: int) -> Iterator[tuple[int, int]]:
+    """(path 0 or 1, calls) in blocks that alternate which path goes first."""
+    for block in range(max(1, calls // BLOCK)):
+        for path in (0, 1) if block % 2 == 0 else (1, 0):
+            yield path, min(BLOCK, calls)
+
+
 def _alternate(
     calls: int,
     first: Callable[[list[float]], None],
@@ -108,11 +115,11 @@ def _alternate(
     first_samples: list[float],
     second_samples: list[float],
 ) -> None:
-    for block in range(max(1, calls // BLOCK)):
-        order = [(first, first_samples), (second, second_samples)]
-        for call, into in order if block % 2 == 0 else order[::-1]:
-            for _ in range(min(BLOCK, calls)):
-                call(into)
+    paths = ((first, first_samples), (second, second_samples))
+    for path, count in _schedule(calls):
+        call, into = paths[path]
+        for _ in range(count):
+            call(into)
 
 
 async def measure_async(target: str, backend: str, calls: int, warmup: int) -> Result:
@@ -156,11 +163,11 @@ async def _alternate_async(
     first_samples: list[float],
     second_samples: list[float],
 ) -> None:
-    for block in range(max(1, calls // BLOCK)):
-        order = [(first, first_samples), (second, second_samples)]
-        for call, into in order if block % 2 == 0 else order[::-1]:
-            for _ in range(min(BLOCK, calls)):
-                await call(into)
+    paths = ((first, first_samples), (second, second_samples))
+    for path, count in _schedule(calls):
+        call, into = paths[path]
+        for _ in range(count):
+            await call(into)
 
 
 def measure(target: str, backend: str, calls: int, warmup: int) -> list[Result]:
