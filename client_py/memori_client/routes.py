@@ -23,7 +23,7 @@ from memori_client import responses, retries
 from memori_client.call_plan import CallPlan, plan_call
 from memori_client.connection import Connection
 from memori_client.openai_errors import chat_error
-from memori_client.status import read_status
+from memori_client.status import CallStatus, read_status
 from memori_client.streams import AsyncChunkStream, ChunkStream, cancel
 
 _T = TypeVar("_T")
@@ -53,9 +53,23 @@ class _Route:
             client=self.client,
         )
 
-    def _error(self, plan: CallPlan, method: str, error: grpc.RpcError) -> Exception:
+    def _error(self, plan: CallPlan, method: str, status: CallStatus) -> Exception:
         request = httpx2.Request("POST", _url(self.binding.connection.target, method))
-        return chat_error(read_status(error), self.client, request, plan.session_id)
+        return chat_error(status, self.client, request, plan.session_id)
+
+    def _stream_error(self, plan: CallPlan) -> Callable[[grpc.RpcError], Exception]:
+        """How a stream reports a failure while it is being read (no retry then)."""
+        return lambda rpc_error: self._error(plan, "StreamComplete", read_status(rpc_error))
+
+    def _failed(
+        self, plan: CallPlan, method: str, rpc_error: grpc.RpcError, retries_done: int
+    ) -> tuple[Exception, float | None]:
+        """The exception for a failed attempt, and the wait before retrying (None: raise)."""
+        status = read_status(rpc_error)
+        error = self._error(plan, method, status)
+        if retries_done >= plan.max_retries or not retries.worth_retrying(error):
+            return error, None
+        return error, retries.delay(retries_done, status.retry_after)
 
     def _parse_arguments(self, arguments: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
         response_format = arguments.pop("response_format", openai.NOT_GIVEN)
@@ -92,9 +106,7 @@ class SyncRoute(_Route):
                 except BaseException:
                     cancel(call)
                     raise
-                return ChunkStream(
-                    call, items, first, lambda e: self._error(plan, "StreamComplete", e)
-                )
+                return ChunkStream(call, items, first, self._stream_error(plan))
 
             return self._retrying(plan, "StreamComplete", open_stream)
 
@@ -119,10 +131,10 @@ class SyncRoute(_Route):
             try:
                 return attempt()
             except grpc.RpcError as rpc_error:
-                error = self._error(plan, method, rpc_error)
-                if done >= plan.max_retries or not retries.worth_retrying(error):
+                error, wait = self._failed(plan, method, rpc_error, done)
+                if wait is None:
                     raise error from rpc_error
-                time.sleep(retries.delay(done, read_status(rpc_error).retry_after))
+                time.sleep(wait)
         raise AssertionError("unreachable")
 
 
@@ -145,9 +157,7 @@ class AsyncRoute(_Route):
                 except BaseException:
                     call.cancel()
                     raise
-                return AsyncChunkStream(
-                    call, items, first, lambda e: self._error(plan, "StreamComplete", e)
-                )
+                return AsyncChunkStream(call, items, first, self._stream_error(plan))
 
             return await self._retrying(plan, "StreamComplete", open_stream)
 
@@ -174,10 +184,10 @@ class AsyncRoute(_Route):
             try:
                 return await attempt()
             except grpc.RpcError as rpc_error:
-                error = self._error(plan, method, rpc_error)
-                if done >= plan.max_retries or not retries.worth_retrying(error):
+                error, wait = self._failed(plan, method, rpc_error, done)
+                if wait is None:
                     raise error from rpc_error
-                await asyncio.sleep(retries.delay(done, read_status(rpc_error).retry_after))
+                await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
 
