@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from memori_server.storage.database import Database
 from memori_server.storage.idempotency import ClaimState, IdempotencyStore
 from memori_server.storage.migrate import migrate
+from memori_server.storage.point_reads import FastPathUnavailable
 
 
 class Clock:
@@ -43,3 +44,30 @@ async def _scenario(database_url: str) -> None:
 
 def test_expired_claims_are_taken_over_and_purged(fresh_database_url: str) -> None:
     asyncio.run(_scenario(fresh_database_url))
+
+
+async def _claims_without_the_fast_path(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        await migrate(database)
+
+        async def no_free_connection(work: object) -> None:
+            raise FastPathUnavailable("no pooled connection free at once")
+
+        database.on_loop_postgres = no_free_connection  # type: ignore[method-assign,assignment]
+        store = IdempotencyStore(database, Clock())
+        first = await store.claim("t", "req-1", "complete", "fp", lease_seconds=30)
+        assert first.state is ClaimState.CLAIMED
+        again = await store.claim("t", "req-1", "complete", "fp", lease_seconds=30)
+        assert again.state is ClaimState.IN_FLIGHT
+        await store.release("t", "req-1")  # the first call failed
+        retry = await store.claim("t", "req-1", "complete", "fp", lease_seconds=30)
+        assert retry.state is ClaimState.CLAIMED
+    finally:
+        await database.close()
+
+
+def test_the_thread_path_claims_new_ids_on_its_own(fresh_database_url: str) -> None:
+    """The event-loop fast path (PostgreSQL) may be unavailable; then the transaction must
+    still tell a fresh claim from an existing record."""
+    asyncio.run(_claims_without_the_fast_path(fresh_database_url))

@@ -60,6 +60,9 @@ def _claim_new(dialect: str) -> Insert:
         insert(completion_requests)
         .values({name: bindparam(name) for name in (*_CLAIM_COLUMNS, *_CLAIM_TIMES)})
         .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
+        # Whether it inserted is told by the row it returns: through SQLAlchemy on
+        # PostgreSQL, rowcount is -1 for this statement.
+        .returning(completion_requests.c.request_id)
     )
 
 
@@ -82,12 +85,15 @@ class IdempotencyStore:
 
         async def work(connection: psycopg.AsyncConnection[Any]) -> bool:
             cursor = await connection.execute(compiled.sql, compiled.parameters(parameters))
-            return cursor.rowcount == 1
+            return await cursor.fetchone() is not None
 
         try:
             return await self._db.on_loop_postgres(work)
         except FastPathUnavailable:
             return False
+
+    def _inserted(self, conn: Connection, new: dict[str, Any]) -> bool:
+        return conn.execute(self._claim_new, new).first() is not None
 
     async def claim(
         self, tenant_id: str, request_id: str, kind: str, fingerprint: str, lease_seconds: float
@@ -109,14 +115,14 @@ class IdempotencyStore:
             return Claim(ClaimState.CLAIMED)
 
         def work(conn: Connection) -> Claim:
-            if conn.execute(self._claim_new, new).rowcount == 1:
+            if self._inserted(conn, new):
                 return Claim(ClaimState.CLAIMED)
             query = select(completion_requests).where(key)
             if self._db.dialect == "postgresql":
                 query = query.with_for_update()
             row = conn.execute(query).first()
             if row is None:  # released between the two statements: try once more
-                claimed = conn.execute(self._claim_new, new).rowcount == 1
+                claimed = self._inserted(conn, new)
                 return Claim(ClaimState.CLAIMED if claimed else ClaimState.IN_FLIGHT)
             if row.expire_time <= now:  # its server died: take the claim over
                 taken_over = {**lease, "session_id": None, "response": None}
