@@ -26,7 +26,7 @@ from sqlalchemy.sql import Insert
 
 from memori_server.errors import RequestIdReused
 from memori_server.storage.database import Database
-from memori_server.storage.point_reads import CompiledRead, FastPathUnavailable
+from memori_server.storage.point_reads import CompiledStatement, FastPathUnavailable
 from memori_server.storage.tables import completion_requests
 
 PENDING = "pending"
@@ -49,8 +49,15 @@ class Claim:
     response: str | None = None
 
 
-_CLAIM_COLUMNS = ("tenant_id", "request_id", "kind", "fingerprint", "state")
-_CLAIM_TIMES = ("create_time", "expire_time")
+_CLAIM_COLUMNS = [
+    "tenant_id",
+    "request_id",
+    "kind",
+    "fingerprint",
+    "state",
+    "create_time",
+    "expire_time",
+]
 
 
 def _claim_new(dialect: str) -> Insert:
@@ -58,7 +65,7 @@ def _claim_new(dialect: str) -> Insert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
         insert(completion_requests)
-        .values({name: bindparam(name) for name in (*_CLAIM_COLUMNS, *_CLAIM_TIMES)})
+        .values({name: bindparam(name) for name in _CLAIM_COLUMNS})
         .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
         # Whether it inserted is told by the row it returns: through SQLAlchemy on
         # PostgreSQL, rowcount is -1 for this statement.
@@ -72,16 +79,17 @@ class IdempotencyStore:
         self._clock = clock
         self._claim_new = _claim_new(database.dialect)
         self._claim_new_pg = (
-            CompiledRead(self._claim_new, database.engine.dialect)
+            CompiledStatement(self._claim_new, database.engine.dialect)
             if database.dialect == "postgresql"
             else None
         )
 
-    async def _claimed_on_loop(self, parameters: dict[str, Any]) -> bool:
-        """PostgreSQL: the new-id claim in one autocommit round trip, without a thread."""
+    async def _claimed_on_loop(self, parameters: dict[str, Any]) -> bool | None:
+        """PostgreSQL: the new-id claim in one autocommit round trip, without a thread.
+        None when it did not run (SQLite, or no pooled connection free at once)."""
         compiled = self._claim_new_pg
         if compiled is None:
-            return False
+            return None
 
         async def work(connection: psycopg.AsyncConnection[Any]) -> bool:
             cursor = await connection.execute(compiled.sql, compiled.parameters(parameters))
@@ -90,7 +98,7 @@ class IdempotencyStore:
         try:
             return await self._db.on_loop_postgres(work)
         except FastPathUnavailable:
-            return False
+            return None
 
     def _inserted(self, conn: Connection, new: dict[str, Any]) -> bool:
         return conn.execute(self._claim_new, new).first() is not None
@@ -111,11 +119,13 @@ class IdempotencyStore:
             "expire_time": now + timedelta(seconds=lease_seconds),
         }
         new = {"tenant_id": tenant_id, "request_id": request_id, **lease}
-        if await self._claimed_on_loop(new):
+        claimed_on_loop = await self._claimed_on_loop(new)
+        if claimed_on_loop:
             return Claim(ClaimState.CLAIMED)
 
         def work(conn: Connection) -> Claim:
-            if self._inserted(conn, new):
+            # The insert already ran when the loop's attempt found a record: read it.
+            if claimed_on_loop is None and self._inserted(conn, new):
                 return Claim(ClaimState.CLAIMED)
             query = select(completion_requests).where(key)
             if self._db.dialect == "postgresql":

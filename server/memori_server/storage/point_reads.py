@@ -35,7 +35,7 @@ class FastPathUnavailable(Exception):
     answers or reports the outage at once."""
 
 
-class CompiledRead:
+class CompiledStatement:
     """A statement compiled for one dialect, with the bind and result conversions of its types
     (result conversions for a SELECT; other statements have no result columns here)."""
 
@@ -82,12 +82,12 @@ class PointReader(Protocol):
 class _Compiler:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self._cache: dict[int, CompiledRead] = {}
+        self._cache: dict[int, CompiledStatement] = {}
 
-    def __call__(self, statement: Select[Any]) -> CompiledRead:
+    def __call__(self, statement: Select[Any]) -> CompiledStatement:
         key = id(statement)  # hot-path statements are module-level constants
         if key not in self._cache:
-            self._cache[key] = CompiledRead(statement, self._dialect)
+            self._cache[key] = CompiledStatement(statement, self._dialect)
         return self._cache[key]
 
 
