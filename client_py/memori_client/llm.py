@@ -51,7 +51,6 @@ class LLM:
 
     def __init__(self, memori: Memori) -> None:
         self._memori = memori
-        self._clients: weakref.WeakSet[OpenAIClient] = weakref.WeakSet()
 
     def register(self, client: OpenAIClient, *, stream: bool | None = None) -> Memori:
         """Route `client.chat.completions.create/parse` through ChatService; returns the Memori.
@@ -83,7 +82,6 @@ class LLM:
                     "other_memori.llm.unregister(client) first"
                 )
             _owners[client] = self._memori
-            self._clients.add(client)
         _bind(client, route, self)
         return self._memori
 
@@ -93,7 +91,6 @@ class LLM:
             if _owners.get(client) is not self._memori:
                 return self._memori
             del _owners[client]
-            self._clients.discard(client)
         for completions in _completions_of(client):
             for name in _PATCHED_COMPLETIONS:
                 completions.__dict__.pop(name, None)
@@ -102,12 +99,14 @@ class LLM:
         return self._memori
 
     def unregister_all(self) -> None:
-        for client in list(self._clients):
+        for client in self.clients:
             self.unregister(client)
 
     @property
     def clients(self) -> list[OpenAIClient]:
-        return list(self._clients)
+        """The clients this Memori routes now."""
+        with _owners_lock:
+            return [client for client, owner in _owners.items() if owner is self._memori]
 
 
 def _completions_of(client: OpenAIClient) -> list[Any]:
