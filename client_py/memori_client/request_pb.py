@@ -29,6 +29,7 @@ _SCALARS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "n", 
 _MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
 # Response-only fields of an assistant message passed back as history: not input.
 _OUTPUT_ONLY = frozenset({"refusal", "annotations", "audio", "function_call", "reasoning"})
+_KNOWN_MESSAGE_KEYS = _MESSAGE_FIELDS | _OUTPUT_ONLY
 
 
 def given(value: object) -> bool:
@@ -98,9 +99,7 @@ def _message(item: Any, index: int) -> common_pb2.ChatMessage:
     fields = _plain(item)
     if not isinstance(fields, dict):
         raise TypeError(f"messages[{index}] must be a dict, not {type(item).__name__}")
-    unknown = sorted(
-        key for key in fields if key not in _MESSAGE_FIELDS | _OUTPUT_ONLY and fields[key]
-    )
+    unknown = sorted(key for key in fields if key not in _KNOWN_MESSAGE_KEYS and fields[key])
     if unknown:
         raise ValueError(
             f"messages[{index}] has {', '.join(unknown)}, which memori.v1 messages do not "
