@@ -4,7 +4,7 @@
 // first call. The other methods ask SessionService.
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema, timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
+import { type CallOptions, Code } from "@connectrpc/connect";
 import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
 
 import type { Connection } from "./connection.js";
@@ -70,7 +70,7 @@ export class SessionManager {
     const { attribution } = this.#identity.forCall();
     let reply;
     try {
-      reply = await this.#call("", () => this.#connection.sessions.get({ attribution }, this.#options()));
+      reply = await this.#call("", (options) => this.#connection.sessions.get({ attribution }, options));
     } catch (error) {
       if (error instanceof SessionNotFound) {
         return false;
@@ -93,7 +93,7 @@ export class SessionManager {
     }
     const found: SessionInfo[] = [];
     for (;;) {
-      const reply = await this.#call("", () => this.#connection.sessions.list(request, this.#options()));
+      const reply = await this.#call("", (options) => this.#connection.sessions.list(request, options));
       found.push(...reply.sessions.map(sessionInfo));
       if (!reply.nextPageToken) {
         return found;
@@ -110,7 +110,7 @@ export class SessionManager {
     for (;;) {
       let reply;
       try {
-        reply = await this.#call(sessionId, () => this.#connection.sessions.listMessages(request, this.#options()));
+        reply = await this.#call(sessionId, (options) => this.#connection.sessions.listMessages(request, options));
       } catch (error) {
         if (error instanceof SessionNotFound) {
           return messages; // nothing was sent in it yet
@@ -131,8 +131,8 @@ export class SessionManager {
     const { sessionId, attribution } = this.#identity.forCall();
     let deleted = 0;
     try {
-      const reply = await this.#call(sessionId, () =>
-        this.#connection.sessions.delete({ sessionId, attribution }, this.#options()),
+      const reply = await this.#call(sessionId, (options) =>
+        this.#connection.sessions.delete({ sessionId, attribution }, options),
       );
       deleted = Number(reply.deletedMessageCount);
     } catch (error) {
@@ -146,13 +146,11 @@ export class SessionManager {
     return deleted;
   }
 
-  #options() {
-    return this.#connection.callOptions(this.#timeoutMs() ?? DEFAULT_TIMEOUT_MS);
-  }
-
-  async #call<T>(sessionId: string, call: () => Promise<T>): Promise<T> {
+  /** One SessionService call, its failure as the client's own error. */
+  async #call<T>(sessionId: string, call: (options: CallOptions) => Promise<T>): Promise<T> {
+    const options = this.#connection.callOptions(this.#timeoutMs() ?? DEFAULT_TIMEOUT_MS); // MemoriClosed as it is
     try {
-      return await call();
+      return await call(options);
     } catch (error) {
       throw sessionError(error, sessionId);
     }
