@@ -1,5 +1,9 @@
-# memori-server image: `docker build -t memori-grpc .` then
-#   docker run -p 50051:50051 -v memori-data:/data memori-grpc
+# memori-server image: `docker build -t memori-grpc .` then, with API keys (required: the
+# image listens on all interfaces, and the server refuses that without keys):
+#   docker run -p 50051:50051 -v memori-data:/data \
+#     -e MEMORI_API_KEYS="acme=$(openssl rand -hex 32)" memori-grpc
+# or a keys file (tenant=key lines, reloaded on SIGHUP: `docker kill -s HUP ...`):
+#   docker run ... -v /etc/memori:/run/memori:ro -e MEMORI_API_KEYS_FILE=/run/memori/keys memori-grpc
 # Dependencies come only from uv.lock (`uv sync --frozen`), like ./dev; tests/test_dockerfile.py
 # keeps UV_VERSION equal to the one in ./dev and runs hadolint on this file.
 
@@ -43,10 +47,10 @@ RUN groupadd --system --gid 10001 memori \
 COPY --from=build /opt/memori/venv /opt/memori/venv
 
 # The server's safe default is to listen on loopback only (DESIGN §8), which is unreachable
-# from outside a container; this image deliberately opts in to all interfaces. Publish the
-# port only where it should be reachable, and configure API keys (and TLS) for anything
-# beyond a private network. The SQLite file lives in the /data volume; set
-# MEMORI_DATABASE_URL=postgresql://... to use PostgreSQL instead.
+# from outside a container; this image listens on all interfaces, so it starts only with
+# API keys (MEMORI_API_KEYS or MEMORI_API_KEYS_FILE) and exits with status 2 otherwise.
+# Add TLS (MEMORI_TLS_CERT_FILE/MEMORI_TLS_KEY_FILE) beyond a private network. The SQLite
+# file lives in the /data volume; set MEMORI_DATABASE_URL=postgresql://... for PostgreSQL.
 ENV PATH=/opt/memori/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MEMORI_LISTEN=0.0.0.0:50051 \

@@ -18,6 +18,7 @@ from tests.client_support import sync_client
 from tests.databases import fresh_postgres_database, postgres_admin_url, sqlite_url
 from tests.in_process import InProcessServer
 
+VENDOR_PARAMETER = "vendor_option"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
@@ -60,6 +61,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "listen": "127.0.0.1:0",
         "database_url": database_url,
         "shutdown_grace": 1.0,
+        # The suite's servers take calls from every test at machine speed, faster than the
+        # default per-tenant rate; tests/test_tenant_limits.py covers the limits themselves.
+        "tenant_completions_per_second": 0,
         **overrides,
     }
     return Settings.model_validate(values)
@@ -74,7 +78,11 @@ def upstream() -> Iterator[StandinThread]:
 
 @pytest.fixture(scope="session")
 def server(database_url: str, upstream: StandinThread) -> Iterator[InProcessServer]:
-    running = InProcessServer(make_settings(database_url, upstream_base_url=upstream.base_url))
+    # An operator-allowed vendor parameter, so tests can show extra_body passing through.
+    settings = make_settings(
+        database_url, upstream_base_url=upstream.base_url, extra_parameters=VENDOR_PARAMETER
+    )
+    running = InProcessServer(settings)
     yield running
     running.close()
 

@@ -20,8 +20,8 @@ from tests.factories import attribution, new_id
 from tests.in_process import InProcessServer
 from tests.rpc_errors import call_fails
 
-ACME_KEY = "acme-secret-key"
-GLOBEX_KEY = "globex-secret-key"
+ACME_KEY = "acme-secret-key-6f1c2d3e4b5a4c6d8e7f"
+GLOBEX_KEY = "globex-secret-key-8091a2b3c4d54e6f"
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -118,7 +118,7 @@ def test_health_and_reflection_stay_open(keyed_server: InProcessServer) -> None:
     [
         ("acme", "expected tenant=key"),
         ("bad tenant!=k", "tenant 'bad tenant!' must be"),
-        ("a=same,b=same", "the same key is listed twice"),
+        (f"a={ACME_KEY},b={ACME_KEY}", "the same key is listed twice"),
     ],
 )
 def test_malformed_keys_stop_startup_with_a_clear_message(

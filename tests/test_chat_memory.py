@@ -225,9 +225,9 @@ def test_typed_and_extra_parameters_reach_the_upstream_unchanged(
         "logprobs": True,
         "top_logprobs": 2,
         "logit_bias": {"50256": -100},
-        "metadata": {"k": "v"},
-        "big": 12345678901234567890,
-        "ratio": 1.0,
+        # Numbers JSON keeps apart and Struct would not: a huge int, a float that is whole.
+        "metadata": {"k": "v", "big": 12345678901234567890, "ratio": 1.0},
+        "prediction": {"type": "content", "content": "x"},
     }
     complete(
         chat,

@@ -329,7 +329,8 @@ def test_azure_clients_register_like_any_openai_client(
 def test_history_gives_content_parts_back_as_sent(memori: Memori, client: openai.OpenAI) -> None:
     parts: Any = [
         {"type": "text", "text": "look"},
-        {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}},
+        # Inline: the server checks that a remote URL's host resolves to public addresses.
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
         {"type": "text", "text": "size", "extra": {"width": 640, "ratio": 1.5}},
     ]
     client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": parts}])

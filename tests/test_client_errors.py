@@ -175,20 +175,25 @@ def test_a_stream_that_breaks_raises_while_iterating_and_stores_nothing(
     assert memori.session.history() == []
 
 
+CLIENT_KEY = "client-key-0b6a1e495b0e4d0c9c386a1f0f2b8f51"
+
+
 def test_api_keys_travel_with_every_call(
     database_url: str, tmp_path: Any, upstream: StandinThread
 ) -> None:
     from tests.conftest import make_settings
 
     keyed = InProcessServer(
-        make_settings(database_url, api_keys="acme=client-key", upstream_base_url=upstream.base_url)
+        make_settings(
+            database_url, api_keys=f"acme={CLIENT_KEY}", upstream_base_url=upstream.base_url
+        )
     )
     try:
         wrong, right = sync_client(), sync_client()
         Memori(keyed.target, api_key="nope").attribution("u").llm.register(wrong)
         with pytest.raises(openai.AuthenticationError):
             ask(wrong, "hello")
-        with Memori(keyed.target, api_key="client-key").attribution("u") as memori:
+        with Memori(keyed.target, api_key=CLIENT_KEY).attribution("u") as memori:
             memori.llm.register(right)
             assert ask(right, "hello") == "echo: hello"
             stream = right.chat.completions.create(model=MODEL, messages=[user("s")], stream=True)

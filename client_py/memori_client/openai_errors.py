@@ -71,7 +71,11 @@ def chat_error(
 
 
 def _http_status(status: CallStatus) -> int:
-    if status.code == grpc.StatusCode.RESOURCE_EXHAUSTED and not status.reason:
+    if (
+        status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and not status.reason
+        and "larger than max" in status.message
+    ):
         return 413  # gRPC's own refusal of an oversize message: not a rate limit
     return _HTTP_STATUS.get(status.code, 500)
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import signal
 from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs lacks aio
 from memori_proto.v1 import chat_pb2, session_pb2
 
-from memori_server.auth import ApiKeyInterceptor, load_api_keys
+from memori_server.auth import (
+    ApiKeyInterceptor,
+    ApiKeys,
+    keys_configured,
+    load_api_keys,
+    unauthenticated_exposure,
+)
 from memori_server.chat.upstream import Upstream
 from memori_server.config import Settings, parse_listen
 from memori_server.errors import StorageUnavailable
@@ -46,13 +51,21 @@ class StartupError(Exception):
     """The server cannot start (bad address, database unreachable, ...); says what to fix."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+class UnsafeConfiguration(StartupError):
+    """The configuration would expose the service; refused before anything is opened."""
+
+
+def checked_api_keys(settings: Settings) -> ApiKeys:
+    """The configured keys; UnsafeConfiguration when they are malformed, too short, or
+    missing where the server would be reachable beyond loopback."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        keys = load_api_keys(settings)
+    except ValueError as error:
+        raise UnsafeConfiguration(f"cannot load API keys: {error}") from error
+    problem = unauthenticated_exposure(settings, keys)
+    if problem is not None:
+        raise UnsafeConfiguration(problem)
+    return keys
 
 
 async def open_database(database_url: str, pool_size: int, *, migrate_schema: bool) -> Database:
@@ -99,6 +112,7 @@ class MemoriServer:
         self._upstream: Upstream | None = None
         self._requests: IdempotencyStore | None = None
         self._purge_task: asyncio.Task[None] | None = None
+        self._auth: ApiKeyInterceptor | None = None
 
     async def _open_storage(self) -> SessionStore:
         settings = self.settings
@@ -113,16 +127,15 @@ class MemoriServer:
     async def start(self) -> int:
         """Open storage, bind, start serving; returns the bound port."""
         settings = self.settings
+        keys = checked_api_keys(settings)
         store = await self._open_storage()
-        try:
-            keys = load_api_keys(settings)
-        except ValueError as error:
-            raise StartupError(f"cannot load API keys: {error}") from error
         interceptors: list[Any] = [MetricsInterceptor()] if settings.metrics_listen else []
-        if keys:
-            interceptors.append(ApiKeyInterceptor(keys))
+        if keys_configured(settings):
+            self._auth = ApiKeyInterceptor(keys)
+            interceptors.append(self._auth)
         server = grpc.aio.server(
             interceptors=interceptors,
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -143,7 +156,7 @@ class MemoriServer:
             chat_pb2.DESCRIPTOR.services_by_name["ChatService"],
         )
         self._health = health_aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        add_service(server, self._health, health_pb2.DESCRIPTOR.services_by_name["Health"])
         enable_reflection(server, SERVICE_NAMES)
         if self._extra_handlers:
             server.add_generic_rpc_handlers(self._extra_handlers)
@@ -171,9 +184,10 @@ class MemoriServer:
         self._server = server
         self._health_task = asyncio.create_task(watcher.run(), name="database-health")
         self._purge_task = asyncio.create_task(self._purge_request_ids(), name="purge-request-ids")
-        if not keys and not _is_loopback(host):
+        if not keys and settings.allow_unauthenticated:
             log.warning(
-                "listening beyond loopback without authentication",
+                "serving without API keys (--allow-unauthenticated): anyone who reaches the "
+                "port reads every session and uses the upstream key",
                 extra={"listen": settings.listen},
             )
         log.info(
@@ -199,6 +213,23 @@ class MemoriServer:
             if purged:
                 log.info("expired request ids purged", extra={"count": purged})
             await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+
+    def reload_api_keys(self) -> bool:
+        """Re-read --api-keys-file (SIGHUP); a bad or empty file keeps the current keys."""
+        if self._auth is None:
+            log.warning("SIGHUP ignored: the server was started without API keys")
+            return False
+        try:
+            keys = load_api_keys(self.settings)
+        except ValueError as error:
+            log.error("API keys not reloaded, the current ones stay", extra={"error": str(error)})
+            return False
+        if not keys:
+            log.error("API keys not reloaded: the new configuration has none; the current stay")
+            return False
+        self._auth.replace_keys(keys)
+        log.info("API keys reloaded", extra={"api_keys": len(keys.tenants_by_digest)})
+        return True
 
     @property
     def metrics_port(self) -> int | None:
@@ -233,6 +264,7 @@ class MemoriServer:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_api_keys)
         try:
             await self.start()
             await stop.wait()

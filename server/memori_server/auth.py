@@ -2,12 +2,14 @@
 
 Keys are configured as `tenant=key` pairs (or `tenant=sha256:<hex digest of the key>`, so
 config files need not hold the secret itself). Clients send `authorization: Bearer <key>`
-or `x-api-key: <key>` metadata. Without configured keys every caller is the default tenant.
+or `x-api-key: <key>` metadata. Without configured keys every caller is the default tenant,
+which the server allows on loopback only unless the operator says otherwise: it fails closed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -15,13 +17,14 @@ from typing import Any
 
 import grpc
 
-from memori_server.config import Settings
+from memori_server.config import Settings, parse_listen
 from memori_server.errors import ServiceError, abort_with
 from memori_server.interception import Behavior, CallInterceptor, StreamBehavior
 from memori_server.services.tenancy import current_tenant
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DIGEST = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+MIN_KEY_CHARS = 32  # a guessable key is no protection: `openssl rand -hex 32` makes 64
 PROTECTED_PREFIX = "/memori.v1."  # health and reflection stay open for probes and tools
 
 
@@ -60,6 +63,11 @@ class ApiKeys:
                     "'.', '_' or '-'"
                 )
             digest_match = _DIGEST.match(key)
+            if digest_match is None and len(key) < MIN_KEY_CHARS:
+                raise ValueError(
+                    f"{source} entry {number}: the key of tenant {tenant!r} has {len(key)} "
+                    f"characters; use at least {MIN_KEY_CHARS} (e.g. `openssl rand -hex 32`)"
+                )
             digest = bytes.fromhex(digest_match.group(1)) if digest_match else _digest(key)
             if digest in table:
                 raise ValueError(f"{source} entry {number}: the same key is listed twice")
@@ -90,6 +98,37 @@ class ApiKeys:
         return tenant
 
 
+def keys_configured(settings: Settings) -> bool:
+    """Whether the operator asked for API keys (a keys file may still turn out empty)."""
+    return bool(settings.api_keys.get_secret_value().strip()) or settings.api_keys_file is not None
+
+
+def unauthenticated_exposure(settings: Settings, keys: ApiKeys) -> str | None:
+    """Why serving would expose every conversation to anyone on the network, or None.
+
+    Without keys, anyone who reaches the port reads every session and spends the operator's
+    upstream key, so beyond loopback that needs an explicit --allow-unauthenticated.
+    """
+    host, _ = parse_listen(settings.listen)
+    if keys or settings.allow_unauthenticated or is_loopback(host):
+        return None
+    return (
+        f"refusing to listen on {settings.listen} without API keys: set MEMORI_API_KEYS or "
+        "MEMORI_API_KEYS_FILE (tenant=key, keys of 32+ characters), listen on 127.0.0.1, "
+        "or pass --allow-unauthenticated (MEMORI_ALLOW_UNAUTHENTICATED=true) if a trusted "
+        "network guards the port"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def load_api_keys(settings: Settings) -> ApiKeys:
     """Keys from --api-keys and --api-keys-file; ValueError names a malformed entry."""
     inline = ApiKeys.parse(settings.api_keys.get_secret_value().split(","), "api_keys")
@@ -109,6 +148,10 @@ class ApiKeyInterceptor(CallInterceptor):
     """Rejects memori.v1 calls without a valid key; the handler then runs as its tenant."""
 
     def __init__(self, keys: ApiKeys) -> None:
+        self._keys = keys
+
+    def replace_keys(self, keys: ApiKeys) -> None:
+        """Take new keys for the calls that start from now on (a SIGHUP reload)."""
         self._keys = keys
 
     def applies_to(self, method: str) -> bool:

@@ -11,7 +11,13 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from memori_server.app import MemoriServer, StartupError, open_database
+from memori_server.app import (
+    MemoriServer,
+    StartupError,
+    UnsafeConfiguration,
+    checked_api_keys,
+    open_database,
+)
 from memori_server.config import Settings
 from memori_server.logging_setup import configure_logging
 from memori_server.storage.engine import mask
@@ -91,6 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         print(f"memori-server: invalid configuration: {problems}", file=sys.stderr)
         return 2
+    if args.command == "serve":
+        try:
+            checked_api_keys(settings)
+        except UnsafeConfiguration as error:
+            print(f"memori-server: {error}", file=sys.stderr)
+            return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(

@@ -107,6 +107,70 @@ class Settings(BaseSettings):
         description="Seconds a request_id is remembered; a retry within it returns the stored "
         "result without calling the upstream again.",
     )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Serve without API keys on an address beyond loopback. Without it, serve "
+        "refuses to start there unless --api-keys or --api-keys-file gives keys.",
+    )
+    max_request_messages: int = Field(
+        2048,
+        ge=1,
+        le=100_000,
+        description="Most messages one chat request may carry (more is INVALID_ARGUMENT).",
+    )
+    max_concurrent_rpcs: int = Field(
+        2048,
+        ge=1,
+        description="RPCs one server process runs at once; more are refused with "
+        "RESOURCE_EXHAUSTED by gRPC itself.",
+    )
+    tenant_max_concurrent_completions: int = Field(
+        256,
+        ge=0,
+        description="Chat completions one tenant may run at once per server process; more "
+        "are RESOURCE_EXHAUSTED with RetryInfo. 0: no limit.",
+    )
+    tenant_completions_per_second: float = Field(
+        200.0,
+        ge=0,
+        description="Sustained chat completions per second per tenant and server process "
+        "(a token bucket); beyond it RESOURCE_EXHAUSTED with RetryInfo. 0: no limit.",
+    )
+    tenant_completions_burst: int = Field(
+        400,
+        ge=1,
+        description="Chat completions a tenant may start at once above its per-second rate "
+        "(the token bucket's size).",
+    )
+    max_choices: int = Field(
+        16, ge=1, le=128, description="Largest `n` (choices per completion) a request may ask."
+    )
+    max_stream_duration: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds a StreamComplete may run in all when the caller set no deadline "
+        "(then it ends DEADLINE_EXCEEDED and stores nothing).",
+    )
+    allowed_models: str = Field(
+        "",
+        description="Comma-separated tenant=model-pattern entries (fnmatch patterns, e.g. "
+        "acme=gpt-4o*); '*=pattern' applies to tenants without entries of their own. Other "
+        "models are PERMISSION_DENIED. Empty: every model.",
+    )
+    extra_parameters: str = Field(
+        "",
+        description="Comma-separated upstream parameters that extra_json may carry beyond the "
+        "OpenAI chat completions parameters (e.g. top_k,repetition_penalty for vLLM).",
+    )
+    content_url_schemes: str = Field(
+        "https,data",
+        description="URL schemes allowed in content parts (image_url, file, ...), comma-separated.",
+    )
+    allow_private_content_urls: bool = Field(
+        False,
+        description="Allow content-part URLs with a literal IP address or a host that "
+        "resolves to a loopback, link-local, private or otherwise non-public address.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest log level written."
     )
@@ -137,6 +201,14 @@ class Settings(BaseSettings):
     def _valid_metrics_listen(cls, value: str) -> str:
         if value:
             parse_listen(value)
+        return value
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _valid_allowed_models(cls, value: str) -> str:
+        from memori_server.chat.model_access import ModelAccess
+
+        ModelAccess.parse(value.split(","))
         return value
 
     @model_validator(mode="after")

@@ -60,6 +60,9 @@ def _labels(kind: str, method: str) -> tuple[str, str, str]:
 class MetricsInterceptor(CallInterceptor):
     """Counts and times RPCs; installed only when metrics are enabled."""
 
+    def applies_to(self, method: str) -> bool:
+        return not method.startswith("/grpc.reflection.")  # bidi streams of tools, not calls
+
     def wrap(self, method: str, behavior: Behavior) -> Behavior:
         labels = _labels("unary", method)
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from memori_server.errors import InvalidArgument
@@ -37,6 +38,7 @@ def decode(token: str, kind: str, request_fingerprint: str, field: str) -> dict[
             isinstance(payload, dict)
             and payload.get("v") == _VERSION
             and payload.get("k") == kind
+            and isinstance(payload.get("f"), str)
             and isinstance(payload.get("p"), dict)
         )
     except (binascii.Error, ValueError, UnicodeDecodeError):
@@ -57,3 +59,35 @@ def decode(token: str, kind: str, request_fingerprint: str, field: str) -> dict[
         )
     position: dict[str, Any] = payload["p"]
     return position
+
+
+# Positions come back from the caller: each value is checked in type and range, so a forged
+# token is INVALID_ARGUMENT and never reaches the database as an overflowing value.
+MAX_SEQUENCE = (1 << 63) - 1
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_TEXT_CHARS = 256
+
+
+def sequence_at(position: dict[str, Any], key: str, field: str) -> int:
+    value = position.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQUENCE:
+        raise damaged(field)
+    return value
+
+
+def text_at(position: dict[str, Any], key: str, field: str) -> str:
+    value = position.get(key)
+    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
+        raise damaged(field)
+    return value
+
+
+def time_at(position: dict[str, Any], key: str, field: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text_at(position, key, field))
+    except ValueError:
+        raise damaged(field) from None
+    if value.tzinfo is None or not _EARLIEST <= value <= _LATEST:
+        raise damaged(field)
+    return value.astimezone(UTC)

@@ -11,8 +11,10 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2
-from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from memori_proto.descriptor_set import FILE_DESCRIPTOR_SET
+
+from memori_server.registration import add_service
 
 V1_SERVICE = "grpc.reflection.v1.ServerReflection"
 V1ALPHA_SERVICE = reflection.SERVICE_NAME
@@ -65,15 +67,6 @@ class DocumentedReflectionServicer(reflection.aio.ReflectionServicer):  # type: 
 def enable_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
     """Register reflection under both names: grpcurl ≥ 1.9 asks v1, older tools v1alpha."""
     servicer = DocumentedReflectionServicer([*service_names, V1_SERVICE, V1ALPHA_SERVICE])
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
-    v1_handler = grpc.method_handlers_generic_handler(
-        V1_SERVICE,
-        {
-            "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
-                servicer.ServerReflectionInfo,
-                request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-                response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
-            )
-        },
-    )
-    server.add_generic_rpc_handlers((v1_handler,))
+    service = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
+    for name in (V1ALPHA_SERVICE, V1_SERVICE):
+        add_service(server, servicer, service, name)

@@ -2,11 +2,13 @@
 
 The generated `add_*Servicer_to_server` lets grpcio parse requests, and a request that does
 not parse (bad bytes, invalid UTF-8 in a string field) then fails as INTERNAL. Parsing here
-turns it into INVALID_ARGUMENT, so no client input can produce INTERNAL.
+turns it into INVALID_ARGUMENT, so no client input can produce INTERNAL. Every service the
+server exposes is registered here: ours, health and reflection.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,6 +21,7 @@ from memori_server.errors import Context, InvalidArgument, abort_with
 
 Behavior = Callable[[Message, Context], Awaitable[Message]]
 StreamBehavior = Callable[[Message, Context], AsyncIterator[Message]]
+BidiBehavior = Callable[[AsyncIterator[Any], Context], AsyncIterator[Message]]
 
 
 async def _parse(method: MethodDescriptor, raw: Any, context: Context) -> Message:
@@ -49,15 +52,42 @@ def _parsing_stream(method: MethodDescriptor, behavior: StreamBehavior) -> Strea
     return handle
 
 
-def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
-    """Expose the unary and server-streaming methods of `service` that `servicer` implements."""
+def _parsing_bidi(method: MethodDescriptor, behavior: BidiBehavior) -> BidiBehavior:
+    async def handle(raw_requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Message]:
+        async def requests() -> AsyncIterator[Message]:
+            async for raw in raw_requests:
+                yield await _parse(method, raw, context)
+
+        async for response in behavior(requests(), context):
+            yield response
+
+    return handle
+
+
+def add_service(
+    server: grpc.aio.Server,
+    servicer: object,
+    service: ServiceDescriptor,
+    name: str | None = None,
+) -> None:
+    """Expose the methods of `service` that `servicer` implements (under `name`, if given:
+    reflection's v1 and v1alpha are one servicer under two names)."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
-        if method.client_streaming:
-            raise NotImplementedError(f"{method.full_name}: client streaming is not supported")
         serializer = message_factory.GetMessageClass(method.output_type).SerializeToString
-        implementation = getattr(servicer, method.name)
-        if method.server_streaming:
+        implementation: Any = getattr(servicer, method.name, None)
+        if not (
+            inspect.iscoroutinefunction(implementation)
+            or inspect.isasyncgenfunction(implementation)
+        ):
+            continue  # not implemented (a generated base's stub): gRPC answers UNIMPLEMENTED
+        if method.client_streaming:
+            if not method.server_streaming:
+                raise NotImplementedError(f"{method.full_name}: client streaming only")
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                _parsing_bidi(method, implementation), response_serializer=serializer
+            )
+        elif method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
                 _parsing_stream(method, implementation), response_serializer=serializer
             )
@@ -66,5 +96,5 @@ def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescr
                 _parsing(method, implementation), response_serializer=serializer
             )
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+        (grpc.method_handlers_generic_handler(name or service.full_name, handlers),)
     )

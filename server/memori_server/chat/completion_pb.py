@@ -10,15 +10,25 @@ from typing import Any
 
 from memori_proto.v1 import chat_pb2, common_pb2
 
+from memori_server.chat.storable import valid_unicode
 from memori_server.services.convert import ROLE_VALUES
+
+_INT64 = range(-(1 << 63), 1 << 63)
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """An int64 field's value; anything else (a float, a bool, out of range) is 0."""
+    if isinstance(value, int) and not isinstance(value, bool) and value in _INT64:
+        return value
+    return 0
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    return valid_unicode(value) if isinstance(value, str) else ""
 
 
 def _usage(value: Any) -> chat_pb2.Usage | None:
@@ -45,8 +55,8 @@ def _message(value: Any) -> common_pb2.ChatMessage:
     )
     content = message.get("content")
     if isinstance(content, str):
-        result.content = content
-    for call in message.get("tool_calls") or ():
+        result.content = valid_unicode(content)
+    for call in _list(message.get("tool_calls")):
         if isinstance(call, dict):
             result.tool_calls.add(
                 id=_str(call.get("id")),
@@ -60,7 +70,7 @@ def completion_pb(body: dict[str, Any]) -> chat_pb2.ChatCompletion:
     completion = chat_pb2.ChatCompletion(
         id=_str(body.get("id")), model=_str(body.get("model")), created=_int(body.get("created"))
     )
-    for choice in body.get("choices") or ():
+    for choice in _list(body.get("choices")):
         if isinstance(choice, dict):
             completion.choices.add(
                 index=_int(choice.get("index")),
@@ -80,8 +90,8 @@ def _delta(value: Any) -> chat_pb2.ChatMessageDelta:
     )
     content = delta.get("content")
     if isinstance(content, str):
-        result.content = content
-    for fragment in delta.get("tool_calls") or ():
+        result.content = valid_unicode(content)
+    for fragment in _list(delta.get("tool_calls")):
         if isinstance(fragment, dict):
             result.tool_calls.add(
                 index=_int(fragment.get("index")),
@@ -96,7 +106,7 @@ def chunk_pb(body: dict[str, Any]) -> chat_pb2.ChatCompletionChunk:
     chunk = chat_pb2.ChatCompletionChunk(
         id=_str(body.get("id")), model=_str(body.get("model")), created=_int(body.get("created"))
     )
-    for choice in body.get("choices") or ():
+    for choice in _list(body.get("choices")):
         if isinstance(choice, dict):
             chunk.choices.add(
                 index=_int(choice.get("index")),

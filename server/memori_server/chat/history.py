@@ -5,6 +5,7 @@ Pure functions over OpenAI-shaped messages, so every rule is unit-tested without
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,35 @@ def split_instructions(
     return instructions, conversation
 
 
+def _keys(messages: Sequence[OpenAIMessage], ids: dict[str, int]) -> list[int]:
+    """Each message as a small int: equal messages (same canonical JSON) share one."""
+    return [
+        ids.setdefault(json.dumps(m, sort_keys=True, ensure_ascii=False), len(ids))
+        for m in messages
+    ]
+
+
+def longest_overlap(tail: Sequence[int], head: Sequence[int]) -> int:
+    """The largest k with tail[-k:] == head[:k], in linear time (Knuth-Morris-Pratt)."""
+    if not head:
+        return 0
+    fallback = [0] * len(head)
+    matched = 0
+    for index in range(1, len(head)):
+        while matched and head[index] != head[matched]:
+            matched = fallback[matched - 1]
+        if head[index] == head[matched]:
+            matched += 1
+        fallback[index] = matched
+    matched = 0
+    for item in tail:
+        while matched and (matched == len(head) or item != head[matched]):
+            matched = fallback[matched - 1]
+        if item == head[matched]:
+            matched += 1
+    return matched
+
+
 def strip_resent(
     stored_tail: Sequence[OpenAIMessage], conversation: Sequence[OpenAIMessage]
 ) -> list[OpenAIMessage]:
@@ -38,12 +68,14 @@ def strip_resent(
 
     Apps that send the whole conversation each time resend what the session holds; the
     longest prefix of the request equal to the end of the stored history is dropped.
+    Linear in the number of messages, so a long resent history costs no more than reading it.
     """
-    longest = min(len(stored_tail), len(conversation))
-    for overlap in range(longest, 0, -1):
-        if list(stored_tail[len(stored_tail) - overlap :]) == list(conversation[:overlap]):
-            return list(conversation[overlap:])
-    return list(conversation)
+    if not stored_tail or not conversation:
+        return list(conversation)
+    ids: dict[str, int] = {}
+    tail = _keys(stored_tail[-len(conversation) :], ids)
+    overlap = longest_overlap(tail, _keys(conversation, ids))
+    return list(conversation[overlap:])
 
 
 def within_budget(

@@ -6,12 +6,14 @@ sent upstream; protobuf is only the wire format and storage only the record.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import tiktoken
 from google.protobuf import json_format, struct_pb2
 from memori_proto.v1 import common_pb2
 
+from memori_server.chat.storable import has_nul, storable
 from memori_server.services.convert import ROLE_NAMES
 from memori_server.storage.records import NewMessage
 from memori_server.tokens import count_message
@@ -102,31 +104,63 @@ def from_pb(message: common_pb2.ChatMessage, field: str, violations: Violations)
         violations.add(f"{field}.tool_call_id", "only tool messages answer a tool call")
     if "content" not in result and "tool_calls" not in result:
         violations.add(f"{field}.content", f"required for a {role} message")
+    if has_nul(result):
+        violations.add(field, "contains a NUL character (U+0000), which cannot be stored")
+    return result
+
+
+def _reply_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _reply_content(content: Any) -> str | list[dict[str, Any]]:
+    """Text, or content parts when every part is an object; anything else as JSON text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content and all(isinstance(p, dict) for p in content):
+        return content
+    return _reply_text(content)
+
+
+def _reply_tool_calls(calls: Any) -> list[dict[str, Any]]:
+    """The reply's tool calls in the shape a request carries them; odd entries skipped."""
+    result = []
+    for call in calls if isinstance(calls, list) else ():
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        arguments = function.get("arguments")
+        result.append(
+            {
+                "id": _reply_text(call.get("id") or ""),
+                "type": _reply_text(call.get("type") or "function"),
+                "function": {
+                    "name": _reply_text(function.get("name") or ""),
+                    "arguments": "" if arguments is None else _reply_text(arguments),
+                },
+            }
+        )
     return result
 
 
 def from_reply(reply: dict[str, Any]) -> OpenAIMessage:
-    """The assistant message of an upstream choice, reduced to what a session replays."""
+    """The assistant message of an upstream choice, reduced to what a session replays.
+
+    Upstreams are not all careful: whatever JSON the reply holds becomes a message that
+    can be stored (storable text, see `storable`) and replayed as a valid request message.
+    """
     result: OpenAIMessage = {"role": "assistant"}
     content = reply.get("content")
     if content is not None:
-        result["content"] = content
-    calls = reply.get("tool_calls")
+        result["content"] = _reply_content(content)
+    calls = _reply_tool_calls(reply.get("tool_calls"))
     if calls:
-        result["tool_calls"] = [
-            {
-                "id": call.get("id") or "",
-                "type": call.get("type") or "function",
-                "function": {
-                    "name": (call.get("function") or {}).get("name") or "",
-                    "arguments": (call.get("function") or {}).get("arguments") or "",
-                },
-            }
-            for call in calls
-        ]
+        result["tool_calls"] = calls
     if "content" not in result and "tool_calls" not in result:
         result["content"] = ""
-    return result
+    stored: OpenAIMessage = storable(result)
+    return stored
 
 
 def to_record(message: OpenAIMessage, encoding: tiktoken.Encoding) -> NewMessage:

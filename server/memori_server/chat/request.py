@@ -10,7 +10,9 @@ from typing import Any
 from google.protobuf import json_format
 from memori_proto.v1 import chat_pb2
 
+from memori_server.chat.content_urls import urls_in
 from memori_server.chat.messages import OpenAIMessage, from_pb, plain, struct_dict
+from memori_server.chat.parameters import OPENAI_EXTRA_PARAMETERS, TYPED_PARAMETERS
 from memori_server.validation import Violations
 
 MAX_MODEL_CHARS = 256
@@ -22,20 +24,15 @@ _OPTIONAL_SCALARS = (
     "n",
     "seed",
 )
-# Parameters the typed fields or the RPC itself decide; extra_json may not set them.
-RESERVED_EXTRA_KEYS = frozenset(
-    {
-        "model",
-        "messages",
-        "stream",
-        *_OPTIONAL_SCALARS,
-        "stop",
-        "tools",
-        "tool_choice",
-        "response_format",
-        "user",
-    }
-)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """The operator's bounds on one chat request."""
+
+    max_messages: int = 2048
+    max_choices: int = 16
+    extra_parameters: frozenset[str] = OPENAI_EXTRA_PARAMETERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +41,15 @@ class ChatRequest:
     messages: list[OpenAIMessage]
     parameters: dict[str, Any]
     """Everything but `messages` and `stream`, as sent upstream."""
+    content_urls: list[tuple[str, str]]
+    """(field, URL) of every URL in the messages' content parts, for the URL policy."""
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (JSON numbers are finite)")
 
 
-def _extra(text: str, violations: Violations) -> dict[str, Any]:
+def _extra(text: str, allowed: frozenset[str], violations: Violations) -> dict[str, Any]:
     if not text:
         return {}
     try:
@@ -66,17 +65,27 @@ def _extra(text: str, violations: Violations) -> dict[str, Any]:
     except UnicodeEncodeError:
         violations.add("request.extra_json", "holds invalid Unicode (a lone surrogate escape)")
         return {}
-    clashes = sorted(RESERVED_EXTRA_KEYS.intersection(extra))
+    clashes = sorted(TYPED_PARAMETERS.intersection(extra))
     if clashes:
         violations.add(
             "request.extra_json",
             f"{', '.join(clashes)} must not be given here: use the typed field"
             " (stream is decided by the RPC: Complete or StreamComplete)",
         )
+    unknown = sorted(set(extra) - allowed - TYPED_PARAMETERS)
+    if unknown:
+        shown = ", ".join(repr(name[:64]) for name in unknown[:10])
+        violations.add(
+            "request.extra_json",
+            f"{shown}: not an OpenAI chat completions parameter; the operator can allow "
+            "upstream-specific ones with --extra-parameters",
+        )
     return extra
 
 
-def parse(request: chat_pb2.ChatCompletionRequest, violations: Violations) -> ChatRequest:
+def parse(
+    request: chat_pb2.ChatCompletionRequest, limits: RequestLimits, violations: Violations
+) -> ChatRequest:
     """Validate the request; every problem is added to `violations` with its field path."""
     if not request.model:
         violations.add("request.model", "required: the upstream model, e.g. 'gpt-4o-mini'")
@@ -84,9 +93,22 @@ def parse(request: chat_pb2.ChatCompletionRequest, violations: Violations) -> Ch
         violations.add("request.model", f"at most {MAX_MODEL_CHARS} characters")
     if not request.messages:
         violations.add("request.messages", "required: at least one message")
+    if len(request.messages) > limits.max_messages:
+        violations.add(
+            "request.messages",
+            f"{len(request.messages)} messages; at most {limits.max_messages} per request "
+            "(the session keeps the history: send only the new messages)",
+        )
+        return ChatRequest(model=request.model, messages=[], parameters={}, content_urls=[])
     messages = [
         from_pb(message, f"request.messages[{index}]", violations)
         for index, message in enumerate(request.messages)
+    ]
+    content_urls = [
+        found
+        for index, message in enumerate(messages)
+        if isinstance(message.get("content"), list)
+        for found in urls_in(message["content"], f"request.messages[{index}].content_parts")
     ]
     parameters: dict[str, Any] = {"model": request.model}
     for name in _OPTIONAL_SCALARS:
@@ -95,6 +117,8 @@ def parse(request: chat_pb2.ChatCompletionRequest, violations: Violations) -> Ch
             if isinstance(value, float) and not math.isfinite(value):
                 violations.add(f"request.{name}", "must be a finite number")
             parameters[name] = value
+    if request.HasField("n") and not 1 <= request.n <= limits.max_choices:
+        violations.add("request.n", f"{request.n}: give 1 to {limits.max_choices} choices")
     if request.stop:
         parameters["stop"] = list(request.stop)
     if request.tools:
@@ -105,5 +129,7 @@ def parse(request: chat_pb2.ChatCompletionRequest, violations: Violations) -> Ch
         parameters["response_format"] = struct_dict(request.response_format)
     if request.user:
         parameters["user"] = request.user
-    parameters.update(_extra(request.extra_json, violations))
-    return ChatRequest(model=request.model, messages=messages, parameters=parameters)
+    parameters.update(_extra(request.extra_json, limits.extra_parameters, violations))
+    return ChatRequest(
+        model=request.model, messages=messages, parameters=parameters, content_urls=content_urls
+    )

@@ -1,9 +1,15 @@
-"""Rebuild the reply from streamed chunks, so a streamed turn is stored like a unary one."""
+"""Rebuild the reply from streamed chunks, so a streamed turn is stored like a unary one.
+
+Chunks are the upstream's JSON, whatever it holds: anything that is not the expected shape
+is skipped, never an error, so an odd stream can only end as a broken or finished one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+MAX_INDEX = 1 << 20  # an index beyond any real choice or tool call count is ignored
 
 
 @dataclass
@@ -14,6 +20,22 @@ class _ChoiceParts:
     finish_reason: str | None = None
 
 
+def _index(value: Any) -> int | None:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_INDEX:
+        return value
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 class StreamAssembly:
     """Accumulates content and tool-call fragments per choice."""
 
@@ -21,29 +43,36 @@ class StreamAssembly:
         self._choices: dict[int, _ChoiceParts] = {}
 
     def add(self, chunk: dict[str, Any]) -> None:
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict):
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict) or (index := _index(choice.get("index"))) is None:
                 continue
-            parts = self._choices.setdefault(int(choice.get("index") or 0), _ChoiceParts())
-            delta = choice.get("delta") or {}
+            parts = self._choices.setdefault(index, _ChoiceParts())
+            delta = _dict(choice.get("delta"))
             content = delta.get("content")
             if isinstance(content, str):
                 parts.content.append(content)
                 parts.has_content = True
-            for fragment in delta.get("tool_calls") or ():
-                slot = parts.tool_calls.setdefault(
-                    int(fragment.get("index") or 0),
-                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
-                )
-                if fragment.get("id"):
-                    slot["id"] = fragment["id"]
-                if fragment.get("type"):
-                    slot["type"] = fragment["type"]
-                function = fragment.get("function") or {}
-                slot["function"]["name"] += function.get("name") or ""
-                slot["function"]["arguments"] += function.get("arguments") or ""
-            if choice.get("finish_reason"):
-                parts.finish_reason = str(choice["finish_reason"])
+            self._add_tool_calls(parts, delta.get("tool_calls"))
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                parts.finish_reason = finish_reason if isinstance(finish_reason, str) else "stop"
+
+    @staticmethod
+    def _add_tool_calls(parts: _ChoiceParts, fragments: Any) -> None:
+        for fragment in fragments if isinstance(fragments, list) else ():
+            if not isinstance(fragment, dict) or (index := _index(fragment.get("index"))) is None:
+                continue
+            slot = parts.tool_calls.setdefault(
+                index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            if _text(fragment.get("id")):
+                slot["id"] = fragment["id"]
+            if _text(fragment.get("type")):
+                slot["type"] = fragment["type"]
+            function = _dict(fragment.get("function"))
+            slot["function"]["name"] += _text(function.get("name"))
+            slot["function"]["arguments"] += _text(function.get("arguments"))
 
     @property
     def finished(self) -> bool:

@@ -7,22 +7,28 @@ parsed into SDK models and dumped again: that is lossless and costs less per cal
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
+import grpc
 import httpx2
 import openai
+from openai._constants import RAW_RESPONSE_HEADER
+from openai._response import AsyncAPIResponse
 
 from memori_server.chat.upstream_errors import (
-    broken_stream,
+    UpstreamError,
     invalid_response,
     stream_error_event,
+    transport_failure,
     upstream_error,
 )
 from memori_server.config import Settings
 
+T = TypeVar("T")
 # The SDK refuses to start without a key; local servers (Ollama, vLLM) accept any.
 PLACEHOLDER_API_KEY = "memori-no-key"
 
@@ -52,70 +58,109 @@ class Upstream:
     async def close(self) -> None:
         await self._client.close()
 
-    async def complete(
-        self, body: dict[str, Any], upstream_timeout: float
-    ) -> tuple[str, dict[str, Any]]:
-        """POST /chat/completions; returns (raw JSON text, parsed object)."""
+    async def complete(self, body: bytes, upstream_timeout: float) -> tuple[str, dict[str, Any]]:
+        """POST /chat/completions with the JSON `body`; returns (raw JSON text, parsed)."""
         try:
             # The SDK's generic POST (its documented way to call any endpoint): auth, retries,
-            # timeouts and error classes as `create`, without re-validating a body that was
-            # built from validated input, and with the raw text kept for the caller.
+            # timeouts and error classes as `create`, with a body the caller encoded (off the
+            # event loop when it is large) and the raw text kept for the caller.
             response = await self._client.post(
                 "/chat/completions",
                 cast_to=httpx2.Response,
-                body=body,
+                content=body,
                 options={"timeout": upstream_timeout},
             )
             text = response.text
         except openai.OpenAIError as error:
             raise upstream_error(error) from error
         except httpx2.HTTPError as error:  # the body broke off while being read
-            raise broken_stream(f"{type(error).__name__}: {error}") from error
+            raise transport_failure(error) from error
         try:
             parsed = json.loads(text)
-        except ValueError as error:
-            raise invalid_response(f"not JSON: {error}") from error
+        except (ValueError, RecursionError) as error:
+            raise invalid_response(f"not JSON: {type(error).__name__}") from error
         if not isinstance(parsed, dict) or not isinstance(parsed.get("choices"), list):
             raise invalid_response("no choices")
         return text, parsed
 
     async def stream(
-        self, body: dict[str, Any], upstream_timeout: float
+        self, body: bytes, upstream_timeout: float
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """POST /chat/completions with stream=true; yields (raw chunk JSON, parsed chunk)."""
+        """POST /chat/completions with a streaming JSON `body` ("stream": true in it);
+        yields (raw chunk JSON, parsed chunk)."""
         try:
-            async with self._client.chat.completions.with_streaming_response.create(
-                **_sdk_arguments(body), stream=True, timeout=upstream_timeout
-            ) as response:
-                async for data in _sse_data(response.http_response.aiter_lines()):
-                    if data == "[DONE]":
-                        return
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError as error:
-                        raise invalid_response(f"a stream event is not JSON: {error}") from error
-                    if not isinstance(chunk, dict):
-                        raise invalid_response("a stream event is not a JSON object")
-                    if "error" in chunk:
-                        raise stream_error_event(chunk)
-                    yield data, chunk
+            response = await self._client.post(
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                content=body,
+                # The SDK's streamed-response mode: the body is not read before returning.
+                options={"timeout": upstream_timeout, "headers": {RAW_RESPONSE_HEADER: "stream"}},
+            )
         except openai.OpenAIError as error:
             raise upstream_error(error) from error
+        http_response = (
+            response.http_response if isinstance(response, AsyncAPIResponse) else response
+        )
+        try:
+            async for data in _sse_data(http_response.aiter_lines()):
+                if data == "[DONE]":
+                    return
+                yield data, _chunk(data)
         except httpx2.HTTPError as error:
-            raise broken_stream(f"{type(error).__name__}: {error}") from error
+            raise transport_failure(error) from error
+        finally:
+            await http_response.aclose()
 
 
-def _sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:
-    """`create(...)` keywords that send `body` exactly as given.
+async def bounded(chunks: AsyncIterator[T], seconds: float | None) -> AsyncIterator[T]:
+    """`chunks`, ending DEADLINE_EXCEEDED once `seconds` have passed in all (None: unbounded).
 
-    The messages go in `extra_body`, which the SDK merges into the JSON over its typed
-    arguments without looking inside. Given as the typed `messages` argument, they would be
-    re-walked against the SDK's type definitions on every call: about 0.1 ms per message,
-    35 ms for a 300-message history, which is most of the proxy's cost. The body was built
-    from validated input already, so nothing is lost by skipping that pass.
+    A per-read timeout never ends a stream that trickles forever; this bounds its total.
     """
-    rest = {key: value for key, value in body.items() if key != "model"}
-    return {"model": body["model"], "messages": [], "extra_body": rest}
+    if seconds is None:
+        async for chunk in chunks:
+            yield chunk
+        return
+    deadline = asyncio.get_running_loop().time() + seconds
+    iterator = aiter(chunks)
+    try:
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UpstreamError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    "UPSTREAM_TIMEOUT",
+                    f"the stream ran longer than this server allows a call without a deadline "
+                    f"({seconds:g} s); nothing was stored. Set a deadline on the call to go "
+                    "beyond it.",
+                ) from None
+            yield chunk
+    finally:
+        closing = getattr(iterator, "aclose", None)
+        if closing is not None:
+            await closing()
+
+
+def _chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except (ValueError, RecursionError) as error:
+        raise invalid_response(f"a stream event is not JSON: {type(error).__name__}") from error
+    if not isinstance(chunk, dict):
+        raise invalid_response("a stream event is not a JSON object")
+    if "error" in chunk:
+        raise stream_error_event(chunk)
+    return chunk
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """The upstream request body as JSON bytes (what the SDK would send, without its pass
+    over every message against its type definitions)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:

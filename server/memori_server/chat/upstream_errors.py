@@ -8,6 +8,7 @@ have raised.
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 
 import aiohttp
@@ -20,6 +21,7 @@ from google.rpc import error_details_pb2
 
 from memori_server.errors import ERROR_DOMAIN, ServiceError
 
+log = logging.getLogger(__name__)
 MAX_UPSTREAM_MESSAGE_CHARS = 2000
 _BY_HTTP_STATUS = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -157,15 +159,30 @@ def upstream_error(error: openai.OpenAIError) -> UpstreamError:
             "the upstream did not answer within the call's deadline",
         )
     if isinstance(error, openai.APIConnectionError):
-        cause = error.__cause__ or error
-        while cause.__cause__ is not None:  # the transport's own error says most
-            cause = cause.__cause__
+        cause = root_cause(error)
+        # The transport's words name the upstream's host and address, which are the
+        # operator's internals: the log keeps them, the caller gets the kind of failure.
+        log.warning("upstream unreachable", extra={"error": f"{type(cause).__name__}: {cause}"})
         return UpstreamError(
             grpc.StatusCode.UNAVAILABLE,
             "UPSTREAM_UNREACHABLE",
-            f"cannot reach the upstream: {type(cause).__name__}: {_text(cause)}",
+            f"cannot reach the upstream ({type(cause).__name__}); retry later",
         )
-    return invalid_response(f"{type(error).__name__}: {_text(error)}")
+    log.warning("unexpected upstream failure", extra={"error": f"{type(error).__name__}: {error}"})
+    return invalid_response(type(error).__name__)
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost cause: the transport's own error says most."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def transport_failure(error: BaseException) -> UpstreamError:
+    """A response that broke off while being read; details go to the log only."""
+    log.warning("upstream response broke off", extra={"error": f"{type(error).__name__}: {error}"})
+    return broken_stream(type(root_cause(error)).__name__)
 
 
 def _refused(error: BaseException) -> bool:

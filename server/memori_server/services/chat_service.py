@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,24 +21,33 @@ from memori_proto.v1 import chat_pb2, chat_pb2_grpc
 from memori_server import validation
 from memori_server.chat import history
 from memori_server.chat.completion_pb import chunk_pb, completion_pb
+from memori_server.chat.content_urls import ContentUrlPolicy
 from memori_server.chat.messages import from_reply, to_record
-from memori_server.chat.request import ChatRequest, parse
+from memori_server.chat.model_access import ModelAccess
+from memori_server.chat.parameters import allowed_extra_parameters
+from memori_server.chat.request import ChatRequest, RequestLimits, parse
 from memori_server.chat.stream_assembly import StreamAssembly
-from memori_server.chat.upstream import Upstream
+from memori_server.chat.upstream import Upstream, bounded, encode_body
 from memori_server.chat.upstream_errors import broken_stream, invalid_response
 from memori_server.config import Settings
 from memori_server.errors import Context, SessionNotFound, maps_errors, maps_stream_errors
 from memori_server.services.convert import session_pb
 from memori_server.services.tenancy import tenant_of
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
-from memori_server.storage.records import Completion, SessionRecord
+from memori_server.storage.records import Completion, NewMessage, SessionRecord
 from memori_server.storage.session_store import SessionStore
 from memori_server.storage.turn_store import ChatContext, TurnStore
+from memori_server.tenant_limits import TenantLimits
 from memori_server.tokens import encoding_for
 from memori_server.validation import Attribution, Violations
 
 MAX_REQUEST_ID_CHARS = 128
 LEASE_MARGIN_SECONDS = 30.0
+# Requests beyond these sizes are validated, assembled, counted and encoded in a worker
+# thread (and read and written on the database's thread path), so that one large call never
+# holds the event loop that every other call and the health checks share.
+HEAVY_REQUEST_BYTES = 64 * 1024
+HEAVY_MESSAGES = 64
 DEADLINE_MARGIN_SECONDS = 0.05
 # A retry that finds its request in flight looks again after these pauses (seconds).
 IN_FLIGHT_POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
@@ -54,6 +63,15 @@ class PreparedCall:
     request_id: str | None
     fingerprint: str
     chat: ChatRequest
+    heavy: bool
+    """A large request: its CPU and database work runs off the event loop."""
+
+
+async def offload(heavy: bool, function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a worker thread when the call is heavy, else right here."""
+    if heavy:
+        return await asyncio.to_thread(function, *args)
+    return function(*args)
 
 
 def _request_id(value: str, violations: Violations) -> str | None:
@@ -66,7 +84,7 @@ def _request_id(value: str, violations: Violations) -> str | None:
     return value
 
 
-def _prepare(request: ChatCall, context: Context) -> PreparedCall:
+def _prepare(request: ChatCall, tenant_id: str, limits: RequestLimits, heavy: bool) -> PreparedCall:
     violations = Violations()
     if request.HasField("attribution"):
         attribution = validation.attribution(
@@ -83,16 +101,17 @@ def _prepare(request: ChatCall, context: Context) -> PreparedCall:
     request_id = _request_id(request.request_id, violations)
     if not request.HasField("request"):
         violations.add("request", "required: the chat completions request")
-    chat = parse(request.request, violations)
+    chat = parse(request.request, limits, violations)
     violations.raise_if_any()
     digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
     return PreparedCall(
-        tenant_id=tenant_of(context),
+        tenant_id=tenant_id,
         attribution=attribution,
         session_id=session_id,
         request_id=request_id,
         fingerprint=digest,
         chat=chat,
+        heavy=heavy,
     )
 
 
@@ -120,6 +139,20 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         self._upstream = upstream
         self._settings = settings
         self._releases: set[asyncio.Task[None]] = set()
+        self._limits = RequestLimits(
+            max_messages=settings.max_request_messages,
+            max_choices=settings.max_choices,
+            extra_parameters=allowed_extra_parameters(settings.extra_parameters.split(",")),
+        )
+        self._models = ModelAccess.parse(settings.allowed_models.split(","))
+        self._content_urls = ContentUrlPolicy(
+            settings.content_url_schemes.split(","), settings.allow_private_content_urls
+        )
+        self._tenants = TenantLimits(
+            settings.tenant_max_concurrent_completions,
+            settings.tenant_completions_per_second,
+            settings.tenant_completions_burst,
+        )
 
     # -- the two RPCs --------------------------------------------------------------------
 
@@ -127,34 +160,52 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def Complete(  # noqa: N802 (gRPC method names)
         self, request: chat_pb2.CompleteRequest, context: Context
     ) -> chat_pb2.CompleteResponse:
-        call = _prepare(request, context)
-        if call.request_id is not None:
-            claim = await self._claim(call, "complete", context)
-            if claim.state is ClaimState.DONE:
-                return await self._replay_complete(call, claim)
-        return await self._releasing_on_failure(call, self._run_complete(call, context))
+        tenant_id = tenant_of(context)
+        with self._tenants.completion(tenant_id):
+            call = await self._prepare(request, tenant_id)
+            if call.request_id is not None:
+                claim = await self._claim(call, "complete", context, stream=False)
+                if claim.state is ClaimState.DONE:
+                    return await self._replay_complete(call, claim)
+            return await self._releasing_on_failure(call, self._run_complete(call, context))
 
     @maps_stream_errors
     async def StreamComplete(  # noqa: N802
         self, request: chat_pb2.StreamCompleteRequest, context: Context
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        call = _prepare(request, context)
-        if call.request_id is not None:
-            claim = await self._claim(call, "stream", context)
-            if claim.state is ClaimState.DONE:
-                async for response in self._replay_stream(call, claim):
+        tenant_id = tenant_of(context)
+        with self._tenants.completion(tenant_id):
+            call = await self._prepare(request, tenant_id)
+            if call.request_id is not None:
+                claim = await self._claim(call, "stream", context, stream=True)
+                if claim.state is ClaimState.DONE:
+                    async for response in self._replay_stream(call, claim):
+                        yield response
+                    return
+            try:
+                async for response in self._run_stream(call, context):
                     yield response
-                return
-        try:
-            async for response in self._run_stream(call, context):
-                yield response
-        except BaseException:
-            self._release(call)
-            raise
+            except BaseException:
+                self._release(call)
+                raise
+
+    async def _prepare(self, request: ChatCall, tenant_id: str) -> PreparedCall:
+        """Validate the request (in a thread when it is large), then the operator's policies."""
+        heavy = (
+            request.ByteSize() > HEAVY_REQUEST_BYTES
+            or len(request.request.messages) > HEAVY_MESSAGES
+        )
+        call = await offload(heavy, _prepare, request, tenant_id, self._limits, heavy)
+        self._models.check(tenant_id, call.chat.model)
+        await self._content_urls.check(call.chat.content_urls)
+        return call
 
     # -- one call, top to bottom ---------------------------------------------------------
 
-    async def _context(self, call: PreparedCall) -> tuple[ChatContext, history.Assembly]:
+    async def _context(
+        self, call: PreparedCall, *, stream: bool
+    ) -> tuple[ChatContext, history.Assembly, bytes]:
+        """The session's context, what the upstream gets, and that request body encoded."""
         settings = self._settings
         context = await self._turns.load(
             call.tenant_id,
@@ -163,14 +214,25 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             idle_seconds=settings.session_idle_timeout,
             token_budget=settings.history_token_budget,
             min_messages=len(call.chat.messages),
+            inline=not call.heavy,
         )
+        heavy = call.heavy or len(context.history) > HEAVY_MESSAGES
+        assembly, body = await offload(heavy, self._assemble, call, context, stream)
+        return context, assembly, body
+
+    def _assemble(
+        self, call: PreparedCall, context: ChatContext, stream: bool
+    ) -> tuple[history.Assembly, bytes]:
         assembly = history.assemble(
             call.chat.messages,
             context.history,
-            settings.history_token_budget,
+            self._settings.history_token_budget,
             from_session_start=context.from_session_start,
         )
-        return context, assembly
+        body = {**call.chat.parameters, "messages": assembly.upstream_messages}
+        if stream:
+            body["stream"] = True
+        return assembly, encode_body(body)
 
     def _timeout(self, context: Context) -> float:
         """The caller's deadline, a little early, so our own status reaches the caller."""
@@ -178,6 +240,19 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         if remaining is None:
             return self._upstream.default_timeout
         return max(remaining - DEADLINE_MARGIN_SECONDS, 0.001)
+
+    def _stream_limit(self, context: Context) -> float | None:
+        """How long a stream may run in all: bounded by the server when the caller is not."""
+        return self._settings.max_stream_duration if context.time_remaining() is None else None
+
+    def _turn(
+        self, call: PreparedCall, assembly: history.Assembly, reply: dict[str, Any]
+    ) -> list[NewMessage]:
+        """The messages the call stores: its new ones and the reply, with token counts."""
+        encoding = encoding_for(call.chat.model)
+        turn = [to_record(message, encoding) for message in assembly.new_messages]
+        turn.append(to_record(from_reply(reply), encoding))
+        return turn
 
     async def _store(
         self,
@@ -187,9 +262,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         reply: dict[str, Any],
         response: str,
     ) -> SessionRecord:
-        encoding = encoding_for(call.chat.model)
-        turn = [to_record(message, encoding) for message in assembly.new_messages]
-        turn.append(to_record(from_reply(reply), encoding))
+        turn = await offload(call.heavy, self._turn, call, assembly, reply)
         completion = (
             Completion(call.request_id, response, self._settings.idempotency_ttl)
             if call.request_id is not None
@@ -202,27 +275,28 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             turn,
             idle_seconds=self._settings.session_idle_timeout,
             completion=completion,
+            inline=not call.heavy,
         )
 
     async def _run_complete(self, call: PreparedCall, rpc: Context) -> chat_pb2.CompleteResponse:
-        context, assembly = await self._context(call)
-        body = {**call.chat.parameters, "messages": assembly.upstream_messages}
+        context, assembly, body = await self._context(call, stream=False)
         text, parsed = await self._upstream.complete(body, self._timeout(rpc))
+        completion = completion_pb(parsed)  # checked before anything is stored
         record = await self._store(call, context, assembly, _choice_zero(parsed), text)
         return chat_pb2.CompleteResponse(
-            session=session_pb(record), completion=completion_pb(parsed), completion_json=text
+            session=session_pb(record), completion=completion, completion_json=text
         )
 
     async def _run_stream(
         self, call: PreparedCall, rpc: Context
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        context, assembly = await self._context(call)
+        context, assembly, body = await self._context(call, stream=True)
         yield chat_pb2.StreamCompleteResponse(session=session_pb(self._session(call, context)))
-        body = {**call.chat.parameters, "messages": assembly.upstream_messages}
         reply = StreamAssembly()
         received: list[str] = []
         held: list[chat_pb2.StreamCompleteResponse] = []
-        async for text, chunk in self._upstream.stream(body, self._timeout(rpc)):
+        chunks = self._upstream.stream(body, self._timeout(rpc))
+        async for text, chunk in bounded(chunks, self._stream_limit(rpc)):
             reply.add(chunk)
             received.append(text)
             response = chat_pb2.StreamCompleteResponse(chunk=chunk_pb(chunk), chunk_json=text)
@@ -255,9 +329,10 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     # -- idempotency -----------------------------------------------------------------------
 
-    async def _claim(self, call: PreparedCall, kind: str, rpc: Context) -> Claim:
+    async def _claim(self, call: PreparedCall, kind: str, rpc: Context, *, stream: bool) -> Claim:
         assert call.request_id is not None
-        lease = self._timeout(rpc) + LEASE_MARGIN_SECONDS
+        longest = self._stream_limit(rpc) if stream else None
+        lease = (longest or self._timeout(rpc)) + LEASE_MARGIN_SECONDS
         for attempt in itertools.count():
             claim = await self._requests.claim(
                 call.tenant_id, call.request_id, kind, call.fingerprint, lease

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from memori_proto.v1 import common_pb2, session_pb2
 
 from memori_server.storage.records import SessionRecord, StoredMessage
@@ -42,6 +43,36 @@ def session_pb(record: SessionRecord) -> session_pb2.Session:
     )
 
 
+def _content_part(part: object) -> struct_pb2.Struct:
+    """A stored content part as a Struct; whatever a part holds, the session stays listable."""
+    struct = struct_pb2.Struct()
+    try:
+        if isinstance(part, dict):
+            json_format.ParseDict(part, struct)
+            return struct
+    except (json_format.ParseError, TypeError, ValueError):
+        struct.Clear()
+    struct.update({"type": "text", "text": json.dumps(part, ensure_ascii=False, default=str)})
+    return struct
+
+
+def _tool_call(call: object) -> common_pb2.ToolCall:
+    fields = call if isinstance(call, dict) else {}
+    function = fields.get("function")
+    function = function if isinstance(function, dict) else {}
+
+    def text(value: object) -> str:
+        return value if isinstance(value, str) else ""
+
+    return common_pb2.ToolCall(
+        id=text(fields.get("id")),
+        type=text(fields.get("type")) or "function",
+        function=common_pb2.FunctionCall(
+            name=text(function.get("name")), arguments=text(function.get("arguments"))
+        ),
+    )
+
+
 def message_pb(stored: StoredMessage) -> session_pb2.Message:
     message = stored.message
     chat = common_pb2.ChatMessage(
@@ -50,17 +81,10 @@ def message_pb(stored: StoredMessage) -> session_pb2.Message:
         name=message.name or "",
         tool_call_id=message.tool_call_id or "",
     )
-    for part in message.content_parts or []:
-        json_format.ParseDict(part, chat.content_parts.add(), ignore_unknown_fields=False)
-    for call in message.tool_calls or []:
-        function = call.get("function") or {}
-        chat.tool_calls.add(
-            id=call.get("id", ""),
-            type=call.get("type", "function"),
-            function=common_pb2.FunctionCall(
-                name=function.get("name", ""), arguments=function.get("arguments", "")
-            ),
-        )
+    parts = message.content_parts if isinstance(message.content_parts, list) else []
+    chat.content_parts.extend(_content_part(part) for part in parts)
+    calls = message.tool_calls if isinstance(message.tool_calls, list) else []
+    chat.tool_calls.extend(_tool_call(call) for call in calls)
     return session_pb2.Message(
         sequence=stored.sequence,
         message=chat,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from memori_proto.v1 import common_pb2, session_pb2, session_pb2_grpc
 
 from memori_server import page_tokens, validation
@@ -121,12 +119,15 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
             position = page_tokens.decode(
                 request.page_token, "sessions", request_fingerprint, "page_token"
             )
-            try:
-                after = SessionCursor(datetime.fromisoformat(position["t"]), str(position["i"]))
-                cutoff = position.get("c")
-                floor = datetime.fromisoformat(cutoff) if cutoff else None
-            except (KeyError, TypeError, ValueError):
-                raise page_tokens.damaged("page_token") from None
+            after = SessionCursor(
+                page_tokens.time_at(position, "t", "page_token"),
+                page_tokens.text_at(position, "i", "page_token"),
+            )
+            floor = (
+                page_tokens.time_at(position, "c", "page_token")
+                if position.get("c") is not None
+                else None
+            )
         min_update_time = floor
         records, more = await self._store.list_sessions(
             tenant, attribution, min_update_time=min_update_time, after=after, limit=limit
@@ -176,10 +177,7 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
             position = page_tokens.decode(
                 request.page_token, "messages", request_fingerprint, "page_token"
             )
-            sequence = position.get("s")
-            if not isinstance(sequence, int):
-                raise page_tokens.damaged("page_token")
-            after_sequence = sequence
+            after_sequence = page_tokens.sequence_at(position, "s", "page_token")
         stored, more = await self._store.list_messages(
             tenant, session_id, attribution, after_sequence=after_sequence, limit=limit
         )

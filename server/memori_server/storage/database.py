@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.sql import Select
 
-from memori_server.errors import StorageUnavailable
+from memori_server.errors import InvalidArgument, ServiceError, StorageUnavailable
 from memori_server.storage.engine import AUTOCOMMIT_OPTION, WRITE_OPTION, create_engine
 from memori_server.storage.inline_writes import SqliteInlineWriter, WriterBusy
 from memori_server.storage.point_reads import (
@@ -51,16 +51,27 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+def _is_data_error(error: BaseException) -> bool:
+    """The database refused a value (too long, not storable): the request's fault."""
+    return isinstance(error, DataError | psycopg.DataError | UnicodeEncodeError)
+
+
 @contextmanager
 def _storage_errors() -> Iterator[None]:
-    """Transient database failures become StorageUnavailable; anything else passes through."""
+    """Transient database failures become StorageUnavailable, refused values
+    InvalidArgument; anything else passes through."""
     try:
         yield
+    except ServiceError:
+        raise
     except Exception as error:
         if _is_transient(error):
             raise StorageUnavailable(
                 f"database unavailable ({type(error).__name__}); retry later"
             ) from error
+        if _is_data_error(error):
+            problem = f"the database cannot store a value of it ({type(error).__name__})"
+            raise InvalidArgument([("request", problem)]) from error
         raise
 
 
@@ -122,12 +133,20 @@ class Database:
             lambda connection: connection.execute(statement, parameters).first(),
         )
 
-    async def fetch_all(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Any]:
-        """The rows `statement` selects, without a thread hand-off when the fast path can."""
-        return await self._fast_read(
-            self._points.fetch_all(statement, parameters),
-            lambda connection: list(connection.execute(statement, parameters).all()),
-        )
+    async def fetch_all(
+        self, statement: Select[Any], parameters: dict[str, Any], *, inline: bool = True
+    ) -> list[Any]:
+        """The rows `statement` selects, without a thread hand-off when the fast path can.
+
+        `inline=False`: a large read, which takes the thread path so the loop stays free.
+        """
+
+        def slow(connection: Connection) -> list[Any]:
+            return list(connection.execute(statement, parameters).all())
+
+        if not inline:
+            return await self.read_autocommit(slow)
+        return await self._fast_read(self._points.fetch_all(statement, parameters), slow)
 
     async def on_loop_postgres(
         self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]

@@ -45,7 +45,12 @@ def create_engine(database_url: str, pool_size: int) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, pool_size)
     return sqlalchemy_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, pool_timeout=10
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_recycle=1800,
+        pool_timeout=10,
+        hide_parameters=True,  # errors and logs never carry message content
     )
 
 
@@ -60,6 +65,7 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
         pool_size=pool_size + 2,  # + the connections point reads and inline writes keep
         max_overflow=0,
         connect_args={"timeout": 30, "check_same_thread": False},
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")

@@ -126,10 +126,12 @@ class TurnStore:
         idle_seconds: float,
         token_budget: int,
         min_messages: int,
+        inline: bool = True,
     ) -> ChatContext:
         """Resolve the session (never creating it) and read its recent history.
 
         Separate autocommit reads: a turn stored between them is only not seen yet.
+        `inline=False` reads the history on the thread path (a large call).
         """
         if session_id is not None:
             row = await self._db.fetch_one(
@@ -159,7 +161,7 @@ class TurnStore:
                 from_session_start=True,
             )
         history, from_start = await self._history(
-            tenant_id, row.id, row.message_count, token_budget, min_messages
+            tenant_id, row.id, row.message_count, token_budget, min_messages, inline
         )
         return ChatContext(
             session_id=row.id,
@@ -177,6 +179,7 @@ class TurnStore:
         message_count: int,
         token_budget: int,
         min_messages: int,
+        inline: bool,
     ) -> tuple[list[HistoryMessage], bool]:
         """Newest messages until the budget is exceeded and `min_messages` are loaded;
         returns them oldest first, and whether they start at the session's first message."""
@@ -187,6 +190,7 @@ class TurnStore:
             rows = await self._db.fetch_all(
                 _NEWEST_MESSAGES,
                 {"tenant_id": tenant_id, "session_id": session_id, "before": before},
+                inline=inline,
             )
             if not rows:
                 break
@@ -249,11 +253,15 @@ class TurnStore:
         *,
         idle_seconds: float,
         completion: Completion | None,
+        inline: bool = True,
     ) -> SessionRecord:
         """One transaction: the session (if new), the turn's messages, the current-session
-        pointer and the request id's stored result; returns the session after the turn."""
+        pointer and the request id's stored result; returns the session after the turn.
+
+        `inline=False`: a large turn, written on the thread path, never on the event loop.
+        """
         now = self._clock()
-        if context.record is not None and self._db.dialect == "postgresql":
+        if context.record is not None and self._db.dialect == "postgresql" and inline:
             try:
                 return await self._db.on_loop_postgres(
                     functools.partial(
@@ -286,7 +294,7 @@ class TurnStore:
                 )
             return session_record(row)
 
-        return await self._db.write(work, small=True)
+        return await self._db.write(work, small=inline)
 
 
 __all__ = ["ChatContext", "TurnStore"]
