@@ -4,7 +4,9 @@
 - chat_complete: ChatService.Complete against the same request sent straight to the upstream
   with the openai SDK, sequential latency and concurrent throughput (bench/chat_complete.py);
 - client_overhead: `create` through the Python client (memori_client) against the same
-  Complete RPC through the raw stub (bench/client_overhead.py).
+  Complete RPC through the raw stub (bench/client_overhead.py);
+- fuzz: 10,000 property-based fuzz cases over every RPC, counted by status code; exits 1 on
+  any INTERNAL/UNKNOWN or when the server stops serving (bench/fuzz.py).
 
 Each database backend gets one server process (`bench.bench_server`, the real app) and one
 stand-in upstream process (`python -m standin_upstream`); the load comes from this process.
@@ -25,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from bench import chat_complete, client_overhead, session_get
+from bench import chat_complete, client_overhead, fuzz, session_get
 from bench.launch import (
     StandinProcess,
     bench_server,
@@ -35,7 +37,7 @@ from bench.launch import (
 )
 from tests.server_process import ServerProcess
 
-BENCHMARKS = ("session_get", "chat_complete", "client_overhead")
+BENCHMARKS = ("session_get", "chat_complete", "client_overhead", "fuzz")
 
 
 def _databases(
@@ -130,6 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="chat_complete: the server's history budget (default: the server's, 8000)",
     )
     parser.add_argument(
+        "--fuzz-cases",
+        type=int,
+        metavar="N",
+        help=f"fuzz: cases per database ({fuzz.CASES}; quick {fuzz.QUICK_CASES})",
+    )
+    parser.add_argument(
         "--fail-above",
         type=float,
         metavar="RATIO",
@@ -140,10 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls = args.calls if args.calls is not None else 40 if args.quick else 3000
     warmup = args.warmup if args.warmup is not None else 5 if args.quick else 300
     plan = chat_complete.QUICK if args.quick else chat_complete.FULL
+    fuzz_cases = args.fuzz_cases or (fuzz.QUICK_CASES if args.quick else fuzz.CASES)
 
     get_results: list[session_get.Result] = []
     chat_results: list[chat_complete.Result] = []
     client_results: list[client_overhead.Result] = []
+    fuzz_results: list[fuzz.Result] = []
     with tempfile.TemporaryDirectory(prefix="memori-bench-") as tmp:
         workdir = Path(tmp)
         for backend, database in _databases(workdir, postgres_admin_url(args.database_url)):
@@ -182,6 +192,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         client_results.extend(
                             client_overhead.measure(server.target, backend, calls, warmup)
                         )
+                    if "fuzz" in selected:
+                        print(f"fuzz: {backend} at {server.target}, {fuzz_cases} cases", flush=True)
+                        fuzz_results.append(
+                            fuzz.measure(
+                                server.target,
+                                upstream.control_url,
+                                backend,
+                                fuzz_cases,
+                                server.lines,
+                            )
+                        )
                     if seeded is not None:
                         print(
                             f"chat_complete: {backend} at {server.target}, upstream "
@@ -209,9 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if client_results:
         print()
         print(client_overhead.format_table(client_results))
+    if fuzz_results:
+        print()
+        print(fuzz.format_report(fuzz_results))
     if args.fail_above is not None and any(r.p50_ratio > args.fail_above for r in get_results):
         return 1
-    return 0
+    return 0 if all(result.passed for result in fuzz_results) else 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import subprocess
 
 import pytest
 
+from bench import fuzz
+from tests.fuzz_cases import FAMILIES
 from tests.repo_paths import PYTHON, ROOT, python_env
 
 _GET_ROW = re.compile(r"^sqlite\s+(Get|no-op)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", re.M)
@@ -42,15 +44,22 @@ _CLIENT_RATIO = re.compile(
 )
 
 
+_FUZZ_TOTAL = re.compile(r"^sqlite\s+total\s+(\d+) cases\s+(\d+) calls", re.M)
+_FUZZ_FAMILY = re.compile(
+    r"^sqlite {6}(?!total)(\S+(?: \S+)?)\s+(\d+) cases\s+(\d+) calls  (.*)$", re.M
+)
+_FUZZ_RPC = re.compile(r"^sqlite {8}(\w+\.\w+)\s+(\d+) calls  (.*)$", re.M)
+
+
 def _close(printed: float, expected: float) -> bool:
     """A ratio as printed (2 decimals) against one computed from the table's rounded values."""
     return abs(printed - expected) <= 0.01 + 0.01 * expected
 
 
-@pytest.fixture(scope="module")
-def bench_output() -> str:
-    result = subprocess.run(
-        [PYTHON, "-m", "bench", "--quick", "--database-url", ""],
+def _bench_quick(*only: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bench --quick` on SQLite alone, with these benchmarks."""
+    return subprocess.run(
+        [PYTHON, "-m", "bench", "--quick", "--database-url", "", *(f"--only={n}" for n in only)],
         cwd=ROOT,
         env={**python_env(ROOT), "MEMORI_TEST_DATABASE_URL": ""},
         capture_output=True,
@@ -58,6 +67,11 @@ def bench_output() -> str:
         timeout=110,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def bench_output() -> str:
+    result = _bench_quick("session_get", "chat_complete", "client_overhead")
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, output
     return result.stdout
@@ -133,3 +147,28 @@ def test_client_overhead_reports_both_modes(bench_output: str) -> None:
     assert ratios.keys() == {"sync", "async"}, bench_output
     for mode, ratio in ratios.items():
         assert _close(ratio, rows[(mode, "client")][1] / rows[(mode, "raw stub")][1])
+
+
+def test_fuzz_counts_each_status_and_finds_no_internal() -> None:
+    """`--only fuzz --quick`: every family and RPC gets cases, each call is counted under
+    one status code, none is INTERNAL/UNKNOWN (the exit status says so too), and the server
+    still serves at the end."""
+    result = _bench_quick("fuzz")
+    output = f"{result.stdout}\n{result.stderr}"
+    total = _FUZZ_TOTAL.search(result.stdout)
+    assert total is not None, output
+    assert int(total.group(1)) == fuzz.QUICK_CASES, output
+    families = {
+        name: (int(cases), int(calls))
+        for name, cases, calls, _ in _FUZZ_FAMILY.findall(result.stdout)
+    }
+    assert families.keys() == FAMILIES.keys(), output
+    assert all(0 < cases <= calls for cases, calls in families.values()), output
+    rpcs = {label for label, _calls, _codes in _FUZZ_RPC.findall(result.stdout)}
+    assert {rpc.label for _case, listed in FAMILIES.values() for rpc in listed} <= rpcs, output
+    for _label, calls, codes in _FUZZ_RPC.findall(result.stdout):
+        counted = re.findall(r"([A-Z_]+) (\d+)", codes)
+        assert sum(int(count) for _code, count in counted) == int(calls), output
+    assert re.search(r"^sqlite\s+INTERNAL/UNKNOWN: 0 \(goal 0\)$", result.stdout, re.M), output
+    assert re.search(r"^sqlite\s+still serving: yes", result.stdout, re.M), output
+    assert result.returncode == 0, output

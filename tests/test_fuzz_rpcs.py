@@ -1,0 +1,136 @@
+"""Property-based fuzz of every RPC: no input ends a call as INTERNAL or UNKNOWN, and the
+server keeps serving (health SERVING, a plain Complete answered) after each run.
+
+A bounded slice of what `./dev bench --only fuzz` runs 10,000 times (bench/fuzz.py): the
+same four families of input (tests/fuzz_cases.py, built by tests/fuzz_strategies.py) against
+the shared server of each database backend, with a fixed number of examples per RPC and
+family. Derandomized and without a database of examples, so every run and CI sends the
+same cases; a failure prints the shrunk case (the request, its bytes when short) and the
+server's traceback is in the captured log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, Verbosity, given, settings
+from hypothesis import strategies as st
+from memori_proto.v1.common_pb2 import Attribution
+
+from bench import fuzz
+from standin_upstream import StandinThread
+from tests.fuzz_cases import (
+    FAMILIES,
+    GET,
+    TOKEN_RPCS,
+    Fuzzer,
+    Outcome,
+    Rpc,
+    bad,
+    harvest,
+    serving_problems,
+)
+from tests.fuzz_strategies import Owner, Pool
+
+# Examples per RPC in each family (each example is one case: one call, or for upstream
+# replies the chat call plus Get and every ListMessages page of its session).
+EXAMPLES = {"structured": 100, "raw bytes": 20, "page tokens": 80, "upstream replies": 80}
+SLICE = [
+    pytest.param(family, rpc, id=f"{family.replace(' ', '_')}-{rpc.label}")
+    for family, (_case, rpcs) in FAMILIES.items()
+    for rpc in rpcs
+]
+
+
+def _slice(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        # The assertion names the shrunk case (request, bytes, upstream reply) in a few
+        # lines; hypothesis's own report would repeat its megabyte-sized draws.
+        verbosity=Verbosity.quiet,
+    )
+
+
+@pytest.fixture(scope="module")
+def fuzzer(channel: grpc.Channel, upstream: StandinThread) -> Fuzzer:
+    return Fuzzer(channel, upstream, harvest(channel, upstream))
+
+
+def test_the_issued_page_tokens_lead_to_the_next_page(fuzzer: Fuzzer) -> None:
+    """The fuzz starts from real tokens: each one, sent back as issued, is accepted."""
+    for seed in fuzzer.pool.tokens:
+        rpc = next(rpc for rpc in TOKEN_RPCS if isinstance(seed.request, rpc.request_type))
+        request = type(seed.request)()
+        request.CopyFrom(seed.request)  # type: ignore[arg-type]
+        request.page_token = seed.token
+        code, details, _ = fuzzer.send(rpc, request.SerializeToString())
+        assert code == grpc.StatusCode.OK, (rpc.label, details)
+
+
+@pytest.mark.parametrize(("family", "rpc"), SLICE)
+def test_no_input_ends_internal_or_unknown(
+    fuzzer: Fuzzer, upstream: StandinThread, family: str, rpc: Rpc
+) -> None:
+    case = FAMILIES[family][0]
+    calls: list[Outcome] = []
+
+    @_slice(EXAMPLES[family])
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        outcomes = case(fuzzer, data, rpc)
+        calls.extend(outcomes)
+        failed = bad(outcomes)
+        assert not failed, "\n".join(outcome.report() for outcome in failed)
+
+    run()
+    assert len(calls) >= EXAMPLES[family]  # every example made its calls
+    problems = serving_problems(fuzzer.channel, upstream)
+    assert not problems, problems
+
+
+def _internal(_request: bytes, context: grpc.ServicerContext) -> bytes:
+    context.abort(grpc.StatusCode.INTERNAL, "a bug")
+    raise AssertionError("unreachable: abort raises")
+
+
+def test_a_call_answered_internal_is_caught_with_its_request(upstream: StandinThread) -> None:
+    """The property can fail: against a Get that always answers INTERNAL, every case is
+    flagged, reported with its request, and the benchmark's report counts and prints it."""
+    broken = grpc.server(ThreadPoolExecutor(max_workers=2))
+    broken.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "memori.v1.SessionService", {"Get": grpc.unary_unary_rpc_method_handler(_internal)}
+            ),
+        )
+    )
+    port = broken.add_insecure_port("127.0.0.1:0")
+    broken.start()
+    owner = Owner(Attribution(entity_id="user-1"), (str(uuid.uuid4()),))
+    outcomes: list[Outcome] = []
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            fuzzer = Fuzzer(channel, upstream, Pool((owner,), ()))
+
+            @_slice(5)
+            @given(data=st.data())
+            def run(data: st.DataObject) -> None:
+                outcomes.extend(fuzzer.structured(data, GET))
+
+            run()
+    finally:
+        broken.stop(None)
+    assert len(outcomes) == 5
+    assert all(outcome.code == grpc.StatusCode.INTERNAL for outcome in bad(outcomes))
+    assert all("GetRequest(" in outcome.report() for outcome in outcomes)
+    report = fuzz.format_report([fuzz.Result("sqlite", Counter(), outcomes, [], Counter(), 1.0)])
+    assert "INTERNAL/UNKNOWN: 5 (goal 0)" in report
+    assert report.count("case x") == len({outcome.report() for outcome in outcomes})
