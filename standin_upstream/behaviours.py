@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, TypedDict, cast
 
 
@@ -35,6 +37,7 @@ class FailSpec(TypedDict, total=False):
 class RawSpec(TypedDict, total=False):
     status: int  # default 200
     body: str  # sent as it is: junk, a wrong shape, or hand-made SSE events
+    body_base64: str  # instead of body: bytes sent as they are, such as invalid UTF-8
     content_type: str  # default application/json
 
 
@@ -67,6 +70,12 @@ _REPLY: dict[str, tuple[type, ...]] = {
     "tool_calls": (list,),
     "finish_reason": (str,),
 }
+_RAW: dict[str, tuple[type, ...]] = {
+    "status": (int,),
+    "body": (str,),
+    "body_base64": (str,),
+    "content_type": (str,),
+}
 _FAIL: dict[str, tuple[type, ...]] = {
     "status": (int,),
     "message": (str,),
@@ -90,9 +99,11 @@ def validate_behaviour(raw: object) -> Behaviour:
         if not 400 <= fail.get("status", 500) <= 599:
             raise ValueError("fail.status must be a 4xx or 5xx code")
     if "raw" in fields:
-        _check_fields(
-            fields["raw"], {"status": (int,), "body": (str,), "content_type": (str,)}, "raw"
-        )
+        spec = _check_fields(fields["raw"], _RAW, "raw")
+        try:
+            base64.b64decode(spec.get("body_base64", ""), validate=True)
+        except binascii.Error as error:
+            raise ValueError(f"raw.body_base64 is not base64: {error}") from None
     if "reply" in fields:
         reply = _check_fields(fields["reply"], _REPLY, "reply")
         for call in reply.get("tool_calls", []):

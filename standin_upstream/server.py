@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import socket
@@ -207,7 +208,10 @@ class StandinUpstream:
         number = next(self._numbers)
         if "raw" in behaviour:
             raw = behaviour["raw"]
-            body_bytes = raw.get("body", "").encode()
+            if "body_base64" in raw:
+                body_bytes = base64.b64decode(raw["body_base64"])
+            else:
+                body_bytes = raw.get("body", "").encode()
             head = response_head(
                 raw.get("status", 200),
                 raw.get("content_type", "application/json"),

@@ -1225,6 +1225,32 @@ def _cut(draw: st.DrawFn, bodies: Strategy[str]) -> str:
     return body[: draw(st.integers(0, max(len(body) - 1, 0)))]
 
 
+_MARK = "@@bytes@@"
+
+
+@st.composite
+def undecodable_bodies(draw: st.DrawFn, streaming: bool) -> Behaviour:
+    """A reply whose bytes are not UTF-8: inside the content of a well-formed reply, or
+    anywhere in an odd one (the stand-in's `body_base64`)."""
+    if streaming:
+        delta = {"index": 0, "delta": {"content": _MARK}, "finish_reason": None}
+        first = json_text({**FINAL_CHUNK, "choices": [delta]})
+        text = f"data: {first}\n\ndata: {json_text(FINAL_CHUNK)}\n\ndata: [DONE]\n\n"
+        kind = "text/event-stream"
+    else:
+        message = {"role": "assistant", "content": _MARK}
+        text = json_text({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+        kind = "application/json"
+    bad = draw(st.sampled_from(INVALID_UTF8))
+    if draw(st.booleans()):
+        body = text.encode().replace(_MARK.encode(), bad)
+    else:
+        odd = draw(sse_bodies() if streaming else completions().map(json_text)).encode()
+        at = draw(st.integers(0, len(odd)))
+        body = odd[:at] + bad + odd[at:]
+    return Behaviour(raw={"body_base64": base64.b64encode(body).decode(), "content_type": kind})
+
+
 STATUSES = (200, 200, 200, 200, 200, 201, 203, 400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 
 
@@ -1263,4 +1289,5 @@ def upstream_replies(streaming: bool) -> Strategy[Behaviour]:
             content_type,
         ),
         st.builds(lambda text: Behaviour(raw={"body": text}), st.one_of(body, huge)),
+        undecodable_bodies(streaming),
     )

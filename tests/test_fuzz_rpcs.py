@@ -11,6 +11,9 @@ server's traceback is in the captured log.
 
 from __future__ import annotations
 
+import base64
+import json
+import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -134,3 +137,19 @@ def test_a_call_answered_internal_is_caught_with_its_request(upstream: StandinTh
     report = fuzz.format_report([fuzz.Result("sqlite", Counter(), outcomes, [], Counter(), 1.0)])
     assert "INTERNAL/UNKNOWN: 5 (goal 0)" in report
     assert report.count("case x") == len({outcome.report() for outcome in outcomes})
+
+
+def test_the_stand_in_sends_raw_bytes_as_they_are(upstream: StandinThread) -> None:
+    """`raw.body_base64` (added for the fuzz): a reply that is not UTF-8 reaches the client."""
+    body = b'{"choices": [{"message": {"content": "\xed\xa0\x80"}}]}'
+    upstream.clear()
+    upstream.script({"raw": {"body_base64": base64.b64encode(body).decode()}})
+    request = urllib.request.Request(
+        f"{upstream.base_url}/chat/completions",
+        data=json.dumps({"model": "m", "messages": []}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.read() == body
+    with pytest.raises(ValueError, match="body_base64"):
+        upstream.script({"raw": {"body_base64": "not base64!"}})
