@@ -6,7 +6,9 @@
 - client_overhead: `create` through the Python client (memori_client) against the same
   Complete RPC through the raw stub (bench/client_overhead.py);
 - fuzz: 10,000 property-based fuzz cases over every RPC, counted by status code; exits 1 on
-  any INTERNAL/UNKNOWN or when the server stops serving (bench/fuzz.py).
+  any INTERNAL/UNKNOWN or when the server stops serving (bench/fuzz.py);
+- health_under_load: Health/Check latency while four callers resend 2,048-message histories
+  (bench/health_under_load.py).
 
 Each database backend gets one server process (`bench.bench_server`, the real app) and one
 stand-in upstream process (`python -m standin_upstream`); the load comes from this process.
@@ -27,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from bench import chat_complete, client_overhead, fuzz, session_get
+from bench import chat_complete, client_overhead, fuzz, health_under_load, session_get
 from bench.launch import (
     StandinProcess,
     bench_server,
@@ -37,7 +39,7 @@ from bench.launch import (
 )
 from tests.server_process import ServerProcess
 
-BENCHMARKS = ("session_get", "chat_complete", "client_overhead", "fuzz")
+BENCHMARKS = ("session_get", "chat_complete", "client_overhead", "fuzz", "health_under_load")
 
 
 def _databases(
@@ -154,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     chat_results: list[chat_complete.Result] = []
     client_results: list[client_overhead.Result] = []
     fuzz_results: list[fuzz.Result] = []
+    health_results: list[health_under_load.Result] = []
+    health_plan = health_under_load.QUICK if args.quick else health_under_load.FULL
     with tempfile.TemporaryDirectory(prefix="memori-bench-") as tmp:
         workdir = Path(tmp)
         for backend, database in _databases(workdir, postgres_admin_url(args.database_url)):
@@ -203,6 +207,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 server.lines,
                             )
                         )
+                    if "health_under_load" in selected:
+                        print(
+                            f"health_under_load: {backend} at {server.target}; "
+                            f"{health_plan.describe()}",
+                            flush=True,
+                        )
+                        health_results.append(
+                            health_under_load.measure(server.target, backend, health_plan)
+                        )
                     if seeded is not None:
                         print(
                             f"chat_complete: {backend} at {server.target}, upstream "
@@ -233,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fuzz_results:
         print()
         print(fuzz.format_report(fuzz_results))
+    if health_results:
+        print()
+        print(health_under_load.format_table(health_results))
     if args.fail_above is not None and any(r.p50_ratio > args.fail_above for r in get_results):
         return 1
     return 0 if all(result.passed for result in fuzz_results) else 1

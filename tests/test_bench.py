@@ -172,3 +172,25 @@ def test_fuzz_counts_each_status_and_finds_no_internal() -> None:
     assert re.search(r"^sqlite\s+INTERNAL/UNKNOWN: 0 \(goal 0\)$", result.stdout, re.M), output
     assert re.search(r"^sqlite\s+still serving: yes", result.stdout, re.M), output
     assert result.returncode == 0, output
+
+
+_HEALTH_ROW = re.compile(
+    r"^sqlite\s+(idle|loaded)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", re.M
+)
+_HEALTH_RATIO = re.compile(
+    r"^sqlite\s+load/idle\s+([\d.]+)x\s+([\d.]+)x\s+(\d+) big calls; p99 (meets|MISSES)", re.M
+)
+
+
+def test_health_under_load_reports_both_phases() -> None:
+    """`--only health_under_load --quick`: health checks ran idle and while the big calls
+    ran (at least one of which finished), and the ratios are printed."""
+    result = _bench_quick("health_under_load")
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, output
+    rows = {phase: int(checks) for phase, checks, *_ in _HEALTH_ROW.findall(result.stdout)}
+    assert rows.keys() == {"idle", "loaded"}, output
+    assert all(checks > 10 for checks in rows.values()), output
+    ratio = _HEALTH_RATIO.search(result.stdout)
+    assert ratio is not None, output
+    assert int(ratio.group(3)) > 0, output

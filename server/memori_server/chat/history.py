@@ -32,12 +32,18 @@ def split_instructions(
     return instructions, conversation
 
 
-def _keys(messages: Sequence[OpenAIMessage], ids: dict[str, int]) -> list[int]:
-    """Each message as a small int: equal messages (same canonical JSON) share one."""
-    return [
-        ids.setdefault(json.dumps(m, sort_keys=True, ensure_ascii=False), len(ids))
-        for m in messages
-    ]
+def _identity(message: OpenAIMessage) -> object:
+    """A hashable value equal for equal messages: the fields themselves for a plain text
+    message (most of them, and cheap), canonical JSON for anything with nested values."""
+    content = message.get("content")
+    if isinstance(content, str) and "tool_calls" not in message and len(message) <= 4:
+        return (message["role"], content, message.get("name"), message.get("tool_call_id"))
+    return json.dumps(message, sort_keys=True, ensure_ascii=False)
+
+
+def _keys(messages: Sequence[OpenAIMessage], ids: dict[object, int]) -> list[int]:
+    """Each message as a small int: equal messages share one."""
+    return [ids.setdefault(_identity(m), len(ids)) for m in messages]
 
 
 def longest_overlap(tail: Sequence[int], head: Sequence[int]) -> int:
@@ -72,7 +78,7 @@ def strip_resent(
     """
     if not stored_tail or not conversation:
         return list(conversation)
-    ids: dict[str, int] = {}
+    ids: dict[object, int] = {}
     tail = _keys(stored_tail[-len(conversation) :], ids)
     overlap = longest_overlap(tail, _keys(conversation, ids))
     return list(conversation[overlap:])

@@ -62,6 +62,13 @@ def _tool_calls(
     return calls
 
 
+def _has_nul(message: OpenAIMessage) -> bool:
+    text = message.get("content")
+    if isinstance(text, str) and len(message) == 2:  # a plain text message: checked cheaply
+        return "\x00" in text
+    return has_nul(message)
+
+
 def from_pb(message: common_pb2.ChatMessage, field: str, violations: Violations) -> OpenAIMessage:
     """One request message in OpenAI's shape; problems are added to `violations`."""
     role = ROLE_NAMES.get(message.role)
@@ -104,7 +111,7 @@ def from_pb(message: common_pb2.ChatMessage, field: str, violations: Violations)
         violations.add(f"{field}.tool_call_id", "only tool messages answer a tool call")
     if "content" not in result and "tool_calls" not in result:
         violations.add(f"{field}.content", f"required for a {role} message")
-    if has_nul(result):
+    if _has_nul(result):
         violations.add(field, "contains a NUL character (U+0000), which cannot be stored")
     return result
 

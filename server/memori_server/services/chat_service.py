@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ from memori_server.chat.upstream import Upstream, bounded, encode_body
 from memori_server.chat.upstream_errors import broken_stream, invalid_response
 from memori_server.config import Settings
 from memori_server.errors import Context, SessionNotFound, maps_errors, maps_stream_errors
+from memori_server.offload import offload
 from memori_server.services.convert import session_pb
 from memori_server.services.tenancy import tenant_of
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
@@ -67,11 +68,12 @@ class PreparedCall:
     """A large request: its CPU and database work runs off the event loop."""
 
 
-async def offload(heavy: bool, function: Callable[..., T], *args: Any) -> T:
-    """`function(*args)` in a worker thread when the call is heavy, else right here."""
-    if heavy:
-        return await asyncio.to_thread(function, *args)
-    return function(*args)
+def _is_large(messages: list[dict[str, Any]]) -> bool:
+    """Whether storing `messages` (counting their tokens, writing them) is heavy work."""
+    if len(messages) > HEAVY_MESSAGES:
+        return True
+    size = sum(len(json.dumps(m.get("content"), ensure_ascii=False)) for m in messages)
+    return size > HEAVY_REQUEST_BYTES
 
 
 def _request_id(value: str, violations: Violations) -> str | None:
@@ -262,7 +264,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         reply: dict[str, Any],
         response: str,
     ) -> SessionRecord:
-        turn = await offload(call.heavy, self._turn, call, assembly, reply)
+        # A full-history resend is a large request with a small turn: the turn decides.
+        heavy = call.heavy and _is_large(assembly.new_messages)
+        turn = await offload(heavy, self._turn, call, assembly, reply)
         completion = (
             Completion(call.request_id, response, self._settings.idempotency_ttl)
             if call.request_id is not None
@@ -275,7 +279,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             turn,
             idle_seconds=self._settings.session_idle_timeout,
             completion=completion,
-            inline=not call.heavy,
+            inline=not heavy,
         )
 
     async def _run_complete(self, call: PreparedCall, rpc: Context) -> chat_pb2.CompleteResponse:

@@ -133,20 +133,12 @@ class Database:
             lambda connection: connection.execute(statement, parameters).first(),
         )
 
-    async def fetch_all(
-        self, statement: Select[Any], parameters: dict[str, Any], *, inline: bool = True
-    ) -> list[Any]:
-        """The rows `statement` selects, without a thread hand-off when the fast path can.
-
-        `inline=False`: a large read, which takes the thread path so the loop stays free.
-        """
-
-        def slow(connection: Connection) -> list[Any]:
-            return list(connection.execute(statement, parameters).all())
-
-        if not inline:
-            return await self.read_autocommit(slow)
-        return await self._fast_read(self._points.fetch_all(statement, parameters), slow)
+    async def fetch_all(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Any]:
+        """The rows `statement` selects, without a thread hand-off when the fast path can."""
+        return await self._fast_read(
+            self._points.fetch_all(statement, parameters),
+            lambda connection: list(connection.execute(statement, parameters).all()),
+        )
 
     async def on_loop_postgres(
         self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]

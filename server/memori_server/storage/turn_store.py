@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,6 +84,43 @@ _NEWEST_MESSAGES = (
 def _history_message(row: Any) -> HistoryMessage:
     _, role, content, parts, name, calls, call_id, tokens = row
     return HistoryMessage(openai_message(role, content, parts, name, calls, call_id), tokens)
+
+
+HistorySteps = Generator[int, Sequence[Any], tuple[list[HistoryMessage], bool]]
+
+
+def _history_steps(message_count: int, token_budget: int, min_messages: int) -> HistorySteps:
+    """The history read without its I/O: yields the `before` sequence of each batch to
+    read, receives the batch's rows, returns (messages oldest first, from the first one)."""
+    newest_first: list[HistoryMessage] = []
+    used = 0
+    before = message_count + 1
+    while before > 1 and (used <= token_budget or len(newest_first) < min_messages):
+        rows = yield before
+        if not rows:
+            break
+        for row in rows:
+            item = _history_message(row)
+            newest_first.append(item)
+            used += item.token_count
+            before = row[0]
+            if used > token_budget and len(newest_first) >= min_messages:
+                break
+    newest_first.reverse()
+    return newest_first, before <= 1
+
+
+def _drive(
+    steps: HistorySteps, read: Callable[[int], Sequence[Any]]
+) -> tuple[list[HistoryMessage], bool]:
+    """Run `steps` with a blocking `read` of the batch before a sequence number."""
+    try:
+        before = next(steps)
+        while True:
+            before = steps.send(read(before))
+    except StopIteration as done:
+        result: tuple[list[HistoryMessage], bool] = done.value
+        return result
 
 
 _ATTRIBUTION_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
@@ -182,27 +219,30 @@ class TurnStore:
         inline: bool,
     ) -> tuple[list[HistoryMessage], bool]:
         """Newest messages until the budget is exceeded and `min_messages` are loaded;
-        returns them oldest first, and whether they start at the session's first message."""
-        newest_first: list[HistoryMessage] = []
-        used = 0
-        before = message_count + 1
-        while before > 1 and (used <= token_budget or len(newest_first) < min_messages):
-            rows = await self._db.fetch_all(
-                _NEWEST_MESSAGES,
-                {"tenant_id": tenant_id, "session_id": session_id, "before": before},
-                inline=inline,
-            )
-            if not rows:
-                break
-            for row in rows:
-                item = _history_message(row)
-                newest_first.append(item)
-                used += item.token_count
-                before = row[0]
-                if used > token_budget and len(newest_first) >= min_messages:
-                    break
-        newest_first.reverse()
-        return newest_first, before <= 1
+        returns them oldest first, and whether they start at the session's first message.
+
+        Inline: batches through the fast read path, converted here. Otherwise the whole read
+        and its conversion run on the thread path, so a large history never holds the loop.
+        """
+        key = {"tenant_id": tenant_id, "session_id": session_id}
+        steps = _history_steps(message_count, token_budget, min_messages)
+        if not inline:
+
+            def read(conn: Connection) -> tuple[list[HistoryMessage], bool]:
+                return _drive(
+                    steps,
+                    lambda before: conn.execute(_NEWEST_MESSAGES, {**key, "before": before}).all(),
+                )
+
+            return await self._db.read_autocommit(read)
+        try:
+            before = next(steps)
+            while True:
+                rows = await self._db.fetch_all(_NEWEST_MESSAGES, {**key, "before": before})
+                before = steps.send(rows)
+        except StopIteration as done:
+            result: tuple[list[HistoryMessage], bool] = done.value
+            return result
 
     def _ensure_session(
         self,
