@@ -245,3 +245,50 @@ def test_database_errors_never_carry_message_content(server: InProcessServer) ->
     assert server.server.store is not None
     engine = server.server.store._db.engine
     assert engine.hide_parameters
+
+
+def test_deeply_nested_page_tokens_and_extra_json_are_invalid_argument(
+    chat: chat_pb2_grpc.ChatServiceStub, sessions: session_pb2_grpc.SessionServiceStub
+) -> None:
+    deep = (
+        token({"v": 1, "k": "messages", "f": "x", "p": {}})[:0]
+        + base64.urlsafe_b64encode(b"[" * 100_000 + b"1" + b"]" * 100_000).decode()
+    )
+    request = session_pb2.ListMessagesRequest(session_id=new_id(), page_token=deep)
+    call_fails(lambda: sessions.ListMessages(request), INVALID)
+    nested = '{"a":' * 2000 + "1" + "}" * 2000
+    failed = call_fails(
+        lambda: complete(chat, attribution(), user("x"), extra_json=nested), INVALID
+    )
+    assert "nested too deeply" in failed.field_violations["request.extra_json"]
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_numbers_in_struct_fields_are_invalid_argument_on_the_field(
+    chat: chat_pb2_grpc.ChatServiceStub, number: float
+) -> None:
+    part = struct_pb2.Struct()
+    part.update({"type": "text", "text": "x", "score": number})
+    with_part = common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content_parts=[part])
+    failed = call_fails(lambda: complete(chat, attribution(), with_part), INVALID)
+    assert "request.messages[0].content_parts[0]" in failed.field_violations
+    choice = struct_pb2.Value(number_value=number)
+    failed = call_fails(
+        lambda: complete(chat, attribution(), user("x"), tool_choice=choice), INVALID
+    )
+    assert "request.tool_choice" in failed.field_violations
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["unary", "stream"])
+@pytest.mark.parametrize("status", [200, 400])
+def test_a_body_in_a_charset_it_is_not_is_unavailable(
+    chat: chat_pb2_grpc.ChatServiceStub, upstream: StandinThread, streamed: bool, status: int
+) -> None:
+    kind = "text/event-stream" if streamed else "application/json"
+    upstream.script(
+        {"raw": {"status": status, "body": "null", "content_type": f"{kind}; charset=utf-16"}}
+    )
+    call = stream if streamed else complete
+    with pytest.raises(grpc.RpcError) as caught:
+        call(chat, attribution(), user("x"))
+    assert CallFailed(caught.value).code not in NEVER

@@ -12,6 +12,7 @@ from typing import Any
 from memori_server.errors import InvalidArgument
 
 _VERSION = 1
+MAX_TOKEN_CHARS = 2048  # the tokens this server issues are a few hundred characters
 
 
 def fingerprint(*parts: object) -> str:
@@ -32,6 +33,8 @@ def damaged(field: str) -> InvalidArgument:
 def decode(token: str, kind: str, request_fingerprint: str, field: str) -> dict[str, Any]:
     """The position stored in `token`; INVALID_ARGUMENT unless it came from the same request."""
     try:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise ValueError("longer than any token this server issues")
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
         valid = (
@@ -41,7 +44,7 @@ def decode(token: str, kind: str, request_fingerprint: str, field: str) -> dict[
             and isinstance(payload.get("f"), str)
             and isinstance(payload.get("p"), dict)
         )
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         valid = False
     if not valid:
         raise InvalidArgument(

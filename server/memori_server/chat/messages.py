@@ -7,13 +7,15 @@ sent upstream; protobuf is only the wire format and storage only the record.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import tiktoken
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from memori_proto.v1 import common_pb2
 
 from memori_server.chat.storable import has_nul, storable
+from memori_server.chat.struct_values import NotJson, struct_json
 from memori_server.services.convert import ROLE_NAMES
 from memori_server.storage.records import NewMessage
 from memori_server.tokens import count_message
@@ -25,20 +27,16 @@ MAX_NAME_CHARS = 100
 MAX_TOOL_CALL_ID_CHARS = 255
 
 
-def plain(value: Any) -> Any:
-    """Struct values with integral numbers as ints: protobuf's Struct keeps only doubles."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
-def struct_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    result = plain(json_format.MessageToDict(struct))
-    assert isinstance(result, dict)
+def struct_dicts(
+    structs: Iterable[struct_pb2.Struct], field: str, violations: Violations
+) -> list[dict[str, Any]]:
+    """Each Struct as a JSON object; a non-finite number is a violation on its field."""
+    result = []
+    for index, struct in enumerate(structs):
+        try:
+            result.append(struct_json(struct))
+        except NotJson as error:
+            violations.add(f"{field}[{index}]", str(error))
     return result
 
 
@@ -85,7 +83,7 @@ def from_pb(message: common_pb2.ChatMessage, field: str, violations: Violations)
     if has_text:
         result["content"] = message.content
     elif message.content_parts:
-        parts = [struct_dict(part) for part in message.content_parts]
+        parts = struct_dicts(message.content_parts, f"{field}.content_parts", violations)
         for index, part in enumerate(parts):
             if not isinstance(part.get("type"), str):
                 violations.add(

@@ -7,12 +7,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import json_format
 from memori_proto.v1 import chat_pb2
 
 from memori_server.chat.content_urls import urls_in
-from memori_server.chat.messages import OpenAIMessage, from_pb, plain, struct_dict
+from memori_server.chat.messages import OpenAIMessage, from_pb, struct_dicts
 from memori_server.chat.parameters import OPENAI_EXTRA_PARAMETERS, TYPED_PARAMETERS
+from memori_server.chat.struct_values import NotJson, struct_json, value_json
 from memori_server.validation import Violations
 
 MAX_MODEL_CHARS = 256
@@ -56,6 +56,9 @@ def _extra(text: str, allowed: frozenset[str], violations: Violations) -> dict[s
         extra = json.loads(text, parse_constant=_reject_constant)
     except ValueError as error:
         violations.add("request.extra_json", f"not valid JSON: {error}")
+        return {}
+    except RecursionError:
+        violations.add("request.extra_json", "nested too deeply")
         return {}
     if not isinstance(extra, dict):
         violations.add("request.extra_json", "must be a JSON object of OpenAI parameters")
@@ -122,11 +125,17 @@ def parse(
     if request.stop:
         parameters["stop"] = list(request.stop)
     if request.tools:
-        parameters["tools"] = [struct_dict(tool) for tool in request.tools]
-    if request.HasField("tool_choice"):
-        parameters["tool_choice"] = plain(json_format.MessageToDict(request.tool_choice))
-    if request.HasField("response_format"):
-        parameters["response_format"] = struct_dict(request.response_format)
+        parameters["tools"] = struct_dicts(request.tools, "request.tools", violations)
+    try:
+        if request.HasField("tool_choice"):
+            parameters["tool_choice"] = value_json(request.tool_choice)
+    except NotJson as error:
+        violations.add("request.tool_choice", str(error))
+    try:
+        if request.HasField("response_format"):
+            parameters["response_format"] = struct_json(request.response_format)
+    except NotJson as error:
+        violations.add("request.response_format", str(error))
     if request.user:
         parameters["user"] = request.user
     parameters.update(_extra(request.extra_json, limits.extra_parameters, violations))

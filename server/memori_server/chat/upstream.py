@@ -8,8 +8,10 @@ parsed into SDK models and dumped again: that is lossless and costs less per cal
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -70,7 +72,9 @@ class Upstream:
                 content=body,
                 options={"timeout": upstream_timeout},
             )
-            text = response.text
+            text = response.content.decode("utf-8")  # JSON is UTF-8, whatever the header says
+        except (UnicodeError, LookupError) as error:  # also the SDK reading an error's body
+            raise invalid_response(f"the body is not text in its charset ({error})") from error
         except openai.OpenAIError as error:
             raise upstream_error(error) from error
         except httpx2.HTTPError as error:  # the body broke off while being read
@@ -98,11 +102,13 @@ class Upstream:
             )
         except openai.OpenAIError as error:
             raise upstream_error(error) from error
+        except (UnicodeError, LookupError) as error:  # the SDK reading an error's body
+            raise invalid_response(f"the body is not text in its charset ({error})") from error
         http_response = (
             response.http_response if isinstance(response, AsyncAPIResponse) else response
         )
         try:
-            async for data in _sse_data(http_response.aiter_lines()):
+            async for data in _sse_data(_lines(http_response.aiter_bytes())):
                 if data == "[DONE]":
                     return
                 yield data, _chunk(data)
@@ -161,6 +167,29 @@ def encode_body(body: dict[str, Any]) -> bytes:
     """The upstream request body as JSON bytes (what the SDK would send, without its pass
     over every message against its type definitions)."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """The lines of an event stream, which is UTF-8 whatever its header says (SSE spec)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pending = ""
+    try:
+        async for chunk in chunks:
+            pending += decoder.decode(chunk)
+            # A trailing CR may be the first half of a CRLF: keep it for the next chunk.
+            cut = len(pending) - 1 if pending.endswith("\r") else len(pending)
+            *complete, rest = _LINE_BREAK.split(pending[:cut])
+            pending = rest + pending[cut:]
+            for line in complete:
+                yield line
+        pending += decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        raise invalid_response("a stream event is not UTF-8") from error
+    for line in _LINE_BREAK.split(pending):
+        yield line
 
 
 async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
