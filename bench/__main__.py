@@ -5,6 +5,8 @@
   with the openai SDK, sequential latency and concurrent throughput (bench/chat_complete.py);
 - client_overhead: `create` through the Python client (memori_client) against the same
   Complete RPC through the raw stub (bench/client_overhead.py);
+- ts_client_overhead: the same for the TypeScript client (@memori-grpc/client) against the
+  raw Connect stub, in Node.js (bench/ts_client_overhead.py);
 - fuzz: 10,000 property-based fuzz cases over every RPC, counted by status code; exits 1 on
   any INTERNAL/UNKNOWN or when the server stops serving (bench/fuzz.py);
 - health_under_load: Health/Check latency while four callers resend 2,048-message histories
@@ -29,7 +31,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from bench import chat_complete, client_overhead, fuzz, health_under_load, session_get
+from bench import (
+    chat_complete,
+    client_overhead,
+    fuzz,
+    health_under_load,
+    session_get,
+    ts_client_overhead,
+)
 from bench.launch import (
     StandinProcess,
     bench_server,
@@ -39,7 +48,14 @@ from bench.launch import (
 )
 from tests.server_process import ServerProcess
 
-BENCHMARKS = ("session_get", "chat_complete", "client_overhead", "fuzz", "health_under_load")
+BENCHMARKS = (
+    "session_get",
+    "chat_complete",
+    "client_overhead",
+    "ts_client_overhead",
+    "fuzz",
+    "health_under_load",
+)
 
 
 def _databases(
@@ -155,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     get_results: list[session_get.Result] = []
     chat_results: list[chat_complete.Result] = []
     client_results: list[client_overhead.Result] = []
+    ts_client_results: list[client_overhead.Result] = []
     fuzz_results: list[fuzz.Result] = []
     health_results: list[health_under_load.Result] = []
     health_plan = health_under_load.QUICK if args.quick else health_under_load.FULL
@@ -195,6 +212,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                         client_results.extend(
                             client_overhead.measure(server.target, backend, calls, warmup)
+                        )
+                    if "ts_client_overhead" in selected:
+                        print(
+                            f"ts_client_overhead: {backend} at {server.target}, {calls} calls "
+                            f"per path after {warmup} warm-up calls",
+                            flush=True,
+                        )
+                        ts_client_results.append(
+                            ts_client_overhead.measure(server.target, backend, calls, warmup)
                         )
                     if "fuzz" in selected:
                         print(f"fuzz: {backend} at {server.target}, {fuzz_cases} cases", flush=True)
@@ -243,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if client_results:
         print()
         print(client_overhead.format_table(client_results))
+    if ts_client_results:
+        print()
+        print(ts_client_overhead.format_table(ts_client_results))
     if fuzz_results:
         print()
         print(fuzz.format_report(fuzz_results))
