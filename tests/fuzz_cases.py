@@ -245,24 +245,33 @@ class Fuzzer:
         return [self._message("page tokens", rpc, request)]
 
     def upstream_reply(self, data: st.DataObject, rpc: Rpc) -> list[Outcome]:
-        """A valid chat call the stand-in answers oddly; then the session must still list."""
+        """A valid chat call the stand-in answers oddly; then the session must still list.
+
+        With a request id, the call is sent twice: the second one replays what the first
+        stored (or, when the first failed, is answered by the plain echo).
+        """
         behaviour = data.draw(fs.upstream_replies(rpc.server_streaming), label="upstream")
         owner = data.draw(st.sampled_from(self.pool.owners), label="owner")
         session_id = data.draw(
             st.one_of(st.sampled_from(owner.session_ids), fs.uuid4s()), label="session_id"
         )
+        request_id = data.draw(st.one_of(st.just(""), fs.uuid4s()), label="request_id")
         request = rpc.request_type(
             attribution=owner.attribution,
             session_id=session_id,
+            request_id=request_id,
             request=data.draw(fs.chat_requests(), label="chat"),
         )
         self.upstream.clear()
         self.upstream.script(behaviour)
         outcomes = [self._message("upstream replies", rpc, request)]
         self.upstream.clear()
-        if outcomes[0].bad:
-            shown = f"{outcomes[0].request} upstream={shorten(repr(behaviour))}"
-            outcomes[0] = dataclasses.replace(outcomes[0], request=shown)
+        if request_id:
+            outcomes.append(self._message("upstream replies", rpc, request))
+        for index, outcome in enumerate(outcomes):
+            if outcome.bad:
+                shown = f"{outcome.request} upstream={shorten(repr(behaviour))}"
+                outcomes[index] = dataclasses.replace(outcome, request=shown)
         return outcomes + self.read_back(owner.attribution, session_id, "upstream replies")
 
     def read_back(
