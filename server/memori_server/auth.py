@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-
 from memori_server.config import Settings, parse_listen
-from memori_server.errors import ServiceError, abort_with
+from memori_server.errors import Code, ServiceError
 from memori_server.interception import Behavior, CallInterceptor, StreamBehavior
+from memori_server.rpc_errors import abort_with
 from memori_server.services.tenancy import current_tenant
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -29,7 +28,7 @@ PROTECTED_PREFIX = "/memori.v1."  # health and reflection stay open for probes a
 
 
 class Unauthenticated(ServiceError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = Code.UNAUTHENTICATED
 
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason

@@ -1,30 +1,48 @@
-"""Domain errors and their one mapping to gRPC statuses with rich details (google.rpc).
+"""Domain errors: what went wrong, in terms a caller can act on, without gRPC.
 
-Handlers and the storage layer raise these; `maps_errors` turns them into statuses, so no
-handler builds a status itself and no client input ends as UNKNOWN.
+Every layer raises these (storage included, which knows nothing of gRPC); the one mapping to
+gRPC statuses with rich details (google.rpc) is `rpc_errors`, applied where services are
+registered, so no handler builds a status itself and no client input ends as UNKNOWN.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+import enum
+from collections.abc import Sequence
 
-import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 ERROR_DOMAIN = "memori.v1"
-log = logging.getLogger(__name__)
+
+
+class Code(enum.IntEnum):
+    """google.rpc.Code, the status codes gRPC uses, named here without importing grpc."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 class ServiceError(Exception):
-    """An error a client can trigger or must be told about; carries its gRPC status."""
+    """An error a client can trigger or must be told about; carries its status code."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    code: Code = Code.INTERNAL
     reason = "INTERNAL"
 
     def __init__(self, message: str) -> None:
@@ -40,13 +58,13 @@ class ServiceError(Exception):
             any_detail = any_pb2.Any()
             any_detail.Pack(detail)
             packed.append(any_detail)
-        return status_pb2.Status(code=self.code.value[0], message=self.message, details=packed)
+        return status_pb2.Status(code=int(self.code), message=self.message, details=packed)
 
 
 class InvalidArgument(ServiceError):
     """Bad client input; each violation names the offending field (AIP-193 `BadRequest`)."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = Code.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Sequence[tuple[str, str]]) -> None:
@@ -66,7 +84,7 @@ class InvalidArgument(ServiceError):
 class NotFound(ServiceError):
     """The resource does not exist for this caller (never says whether another tenant has it)."""
 
-    code = grpc.StatusCode.NOT_FOUND
+    code = Code.NOT_FOUND
     reason = "NOT_FOUND"
 
     def __init__(self, resource_type: str, resource_name: str, message: str) -> None:
@@ -103,7 +121,7 @@ class NoCurrentSession(NotFound):
 class PreconditionFailed(ServiceError):
     """A request that is well-formed but conflicts with the stored state (AIP-193)."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = Code.FAILED_PRECONDITION
 
     def __init__(self, message: str, kind: str, subject: str, description: str) -> None:
         super().__init__(message)
@@ -151,73 +169,14 @@ class RequestIdReused(PreconditionFailed):
 class StorageUnavailable(ServiceError):
     """The database cannot be reached or failed transiently; the call may be retried."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    code = Code.UNAVAILABLE
     reason = "DATABASE_UNAVAILABLE"
-
-
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
-_Self = TypeVar("_Self")
-Context = grpc.aio.ServicerContext[Any, Any]
-Handler = Callable[[_Self, _Req, Context], Awaitable[_Resp]]
-
-
-async def abort_with(context: Context, error: ServiceError) -> None:
-    """Abort the call with `error`'s status; its details travel as grpc-status-details-bin."""
-    status = rpc_status.to_status(error.to_status())
-    await context.abort(status.code, status.details, status.trailing_metadata)
-
-
-async def _abort_for(error: Exception, context: Context, rpc: str) -> None:
-    """Abort the call with the status `error` maps to; always raises."""
-    if isinstance(error, ServiceError):
-        if isinstance(error, StorageUnavailable):
-            log.warning("database unavailable", extra={"rpc": rpc, "error": error.message})
-        await abort_with(context, error)
-    log.error("unexpected error", extra={"rpc": rpc}, exc_info=error)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal server error; see server log")
-
-
-def maps_errors(handler: Handler[_Self, _Req, _Resp]) -> Handler[_Self, _Req, _Resp]:
-    """Turn domain errors into rich statuses and unexpected ones into a logged INTERNAL."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: _Self, request: _Req, context: Context) -> _Resp:
-        try:
-            return await handler(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await _abort_for(error, context, handler.__name__)
-        raise AssertionError("unreachable: abort raises")
-
-    return wrapper
-
-
-StreamHandler = Callable[[_Self, _Req, Context], AsyncIterator[_Resp]]
-
-
-def maps_stream_errors(
-    handler: StreamHandler[_Self, _Req, _Resp],
-) -> StreamHandler[_Self, _Req, _Resp]:
-    """`maps_errors` for server-streaming handlers: the error ends the stream's status."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: _Self, request: _Req, context: Context) -> AsyncIterator[_Resp]:
-        try:
-            async for response in handler(self, request, context):
-                yield response
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await _abort_for(error, context, handler.__name__)
-
-    return wrapper
 
 
 __all__ = [
     "ERROR_DOMAIN",
     "AttributionMismatch",
+    "Code",
     "InvalidArgument",
     "NoCurrentSession",
     "NotFound",
@@ -226,7 +185,4 @@ __all__ = [
     "ServiceError",
     "SessionNotFound",
     "StorageUnavailable",
-    "abort_with",
-    "maps_errors",
-    "maps_stream_errors",
 ]

@@ -1,9 +1,10 @@
-"""Register servicers with request parsing under our control.
+"""Register servicers: request parsing and error mapping under our control, for every method.
 
 The generated `add_*Servicer_to_server` lets grpcio parse requests, and a request that does
 not parse (bad bytes, invalid UTF-8 in a string field) then fails as INTERNAL. Parsing here
-turns it into INVALID_ARGUMENT, so no client input can produce INTERNAL. Every service the
-server exposes is registered here: ours, health and reflection.
+turns it into INVALID_ARGUMENT, and every domain error a method raises becomes its status
+here (`rpc_errors`), once, so handlers neither parse bytes nor build statuses. Every service
+the server exposes is registered this way: ours, health and reflection.
 """
 
 from __future__ import annotations
@@ -17,49 +18,63 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from memori_server.errors import Context, InvalidArgument, abort_with
+from memori_server.errors import InvalidArgument
+from memori_server.rpc_errors import Context, abort_for
 
 Behavior = Callable[[Message, Context], Awaitable[Message]]
 StreamBehavior = Callable[[Message, Context], AsyncIterator[Message]]
 BidiBehavior = Callable[[AsyncIterator[Any], Context], AsyncIterator[Message]]
 
 
-async def _parse(method: MethodDescriptor, raw: Any, context: Context) -> Message:
+def _parse(method: MethodDescriptor, raw: Any) -> Message:
     request_class = message_factory.GetMessageClass(method.input_type)
     try:
         request: Message = request_class.FromString(raw)
     except (DecodeError, ValueError) as error:
-        invalid = InvalidArgument(
-            [("request", f"not a valid {method.input_type.full_name}: {error}")]
-        )
-        await abort_with(context, invalid)
-        raise  # unreachable: abort raises
+        problem = f"not a valid {method.input_type.full_name}: {error}"
+        raise InvalidArgument([("request", problem)]) from error
     return request
 
 
-def _parsing(method: MethodDescriptor, behavior: Behavior) -> Behavior:
+def _unary(method: MethodDescriptor, behavior: Behavior) -> Behavior:
     async def handle(raw: Any, context: Context) -> Message:
-        return await behavior(await _parse(method, raw, context), context)
+        try:
+            return await behavior(_parse(method, raw), context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await abort_for(error, context, method.full_name)
+            raise AssertionError("unreachable: abort raises") from error
 
     return handle
 
 
-def _parsing_stream(method: MethodDescriptor, behavior: StreamBehavior) -> StreamBehavior:
+def _server_stream(method: MethodDescriptor, behavior: StreamBehavior) -> StreamBehavior:
     async def handle(raw: Any, context: Context) -> AsyncIterator[Message]:
-        async for response in behavior(await _parse(method, raw, context), context):
-            yield response
+        try:
+            async for response in behavior(_parse(method, raw), context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await abort_for(error, context, method.full_name)
 
     return handle
 
 
-def _parsing_bidi(method: MethodDescriptor, behavior: BidiBehavior) -> BidiBehavior:
+def _bidi_stream(method: MethodDescriptor, behavior: BidiBehavior) -> BidiBehavior:
     async def handle(raw_requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Message]:
         async def requests() -> AsyncIterator[Message]:
             async for raw in raw_requests:
-                yield await _parse(method, raw, context)
+                yield _parse(method, raw)
 
-        async for response in behavior(requests(), context):
-            yield response
+        try:
+            async for response in behavior(requests(), context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await abort_for(error, context, method.full_name)
 
     return handle
 
@@ -85,15 +100,15 @@ def add_service(
             if not method.server_streaming:
                 raise NotImplementedError(f"{method.full_name}: client streaming only")
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
-                _parsing_bidi(method, implementation), response_serializer=serializer
+                _bidi_stream(method, implementation), response_serializer=serializer
             )
         elif method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                _parsing_stream(method, implementation), response_serializer=serializer
+                _server_stream(method, implementation), response_serializer=serializer
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                _parsing(method, implementation), response_serializer=serializer
+                _unary(method, implementation), response_serializer=serializer
             )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(name or service.full_name, handlers),)

@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import grpc
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
-from memori_server.errors import ServiceError
+from memori_server.errors import Code, ServiceError
 
 # A refused caller retries after at least this long, so a crowd of retries spreads out.
 MIN_RETRY_SECONDS = 0.05
@@ -26,7 +25,7 @@ CONCURRENCY_RETRY_SECONDS = 0.5
 
 
 class TenantLimited(ServiceError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = Code.RESOURCE_EXHAUSTED
 
     def __init__(self, reason: str, message: str, retry_after: float, quota: str) -> None:
         super().__init__(message)

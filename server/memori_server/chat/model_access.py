@@ -5,15 +5,13 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 
-import grpc
-
-from memori_server.errors import ServiceError
+from memori_server.errors import Code, ServiceError
 
 ANY_TENANT = "*"
 
 
 class ModelNotAllowed(ServiceError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = Code.PERMISSION_DENIED
     reason = "MODEL_NOT_ALLOWED"
 
 

@@ -15,7 +15,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-import grpc
 import httpx2
 import openai
 from openai._constants import RAW_RESPONSE_HEADER
@@ -29,6 +28,7 @@ from memori_server.chat.upstream_errors import (
     upstream_error,
 )
 from memori_server.config import Settings
+from memori_server.errors import Code
 
 T = TypeVar("T")
 # The SDK refuses to start without a key; local servers (Ollama, vLLM) accept any.
@@ -138,7 +138,7 @@ async def bounded(chunks: AsyncIterator[T], seconds: float | None) -> AsyncItera
                 return
             except TimeoutError:
                 raise UpstreamError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    Code.DEADLINE_EXCEEDED,
                     "UPSTREAM_TIMEOUT",
                     f"the stream ran longer than this server allows a call without a deadline "
                     f"({seconds:g} s); nothing was stored. Set a deadline on the call to go "

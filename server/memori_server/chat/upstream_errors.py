@@ -12,27 +12,26 @@ import logging
 import time
 
 import aiohttp
-import grpc
 import httpx2
 import openai
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
-from memori_server.errors import ERROR_DOMAIN, ServiceError
+from memori_server.errors import ERROR_DOMAIN, Code, ServiceError
 
 log = logging.getLogger(__name__)
 MAX_UPSTREAM_MESSAGE_CHARS = 2000
 _BY_HTTP_STATUS = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.FAILED_PRECONDITION,  # the server's upstream key, not the caller's
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    408: grpc.StatusCode.DEADLINE_EXCEEDED,
-    409: grpc.StatusCode.ABORTED,
-    413: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    400: Code.INVALID_ARGUMENT,
+    401: Code.FAILED_PRECONDITION,  # the server's upstream key, not the caller's
+    403: Code.PERMISSION_DENIED,
+    404: Code.NOT_FOUND,
+    408: Code.DEADLINE_EXCEEDED,
+    409: Code.ABORTED,
+    413: Code.INVALID_ARGUMENT,
+    422: Code.INVALID_ARGUMENT,
+    429: Code.RESOURCE_EXHAUSTED,
 }
 
 
@@ -41,7 +40,7 @@ class UpstreamError(ServiceError):
 
     def __init__(
         self,
-        code: grpc.StatusCode,
+        code: Code,
         reason: str,
         message: str,
         *,
@@ -76,7 +75,7 @@ class UpstreamError(ServiceError):
             metadata={key: value for key, value in metadata.items() if value},
         )
         details: list[Message] = [info]
-        if self.code == grpc.StatusCode.INVALID_ARGUMENT:
+        if self.code == Code.INVALID_ARGUMENT:
             field = f"request.{self.param}" if self.param else "request"
             details.insert(
                 0,
@@ -126,7 +125,7 @@ def from_status_error(error: openai.APIStatusError) -> UpstreamError:
     upstream_message = _text(body.get("message")) or _text(error.message)
     code = _BY_HTTP_STATUS.get(
         status,
-        grpc.StatusCode.UNAVAILABLE if status >= 500 else grpc.StatusCode.FAILED_PRECONDITION,
+        Code.UNAVAILABLE if status >= 500 else Code.FAILED_PRECONDITION,
     )
     if status == 401:
         summary = "the upstream rejected the server's API key; the operator must fix "
@@ -154,7 +153,7 @@ def upstream_error(error: openai.OpenAIError) -> UpstreamError:
         return from_status_error(error)
     if isinstance(error, openai.APITimeoutError) and not _refused(error):
         return UpstreamError(
-            grpc.StatusCode.DEADLINE_EXCEEDED,
+            Code.DEADLINE_EXCEEDED,
             "UPSTREAM_TIMEOUT",
             "the upstream did not answer within the call's deadline",
         )
@@ -164,7 +163,7 @@ def upstream_error(error: openai.OpenAIError) -> UpstreamError:
         # operator's internals: the log keeps them, the caller gets the kind of failure.
         log.warning("upstream unreachable", extra={"error": f"{type(cause).__name__}: {cause}"})
         return UpstreamError(
-            grpc.StatusCode.UNAVAILABLE,
+            Code.UNAVAILABLE,
             "UPSTREAM_UNREACHABLE",
             f"cannot reach the upstream ({type(cause).__name__}); retry later",
         )
@@ -203,7 +202,7 @@ def _refused(error: BaseException) -> bool:
 
 def invalid_response(problem: str) -> UpstreamError:
     return UpstreamError(
-        grpc.StatusCode.UNAVAILABLE,
+        Code.UNAVAILABLE,
         "UPSTREAM_INVALID_RESPONSE",
         f"the upstream answered with something that is not a chat completion: {problem}",
     )
@@ -211,7 +210,7 @@ def invalid_response(problem: str) -> UpstreamError:
 
 def broken_stream(problem: str) -> UpstreamError:
     return UpstreamError(
-        grpc.StatusCode.UNAVAILABLE,
+        Code.UNAVAILABLE,
         "UPSTREAM_STREAM_BROKEN",
         f"the upstream stream broke off before it finished ({problem}); nothing was stored, "
         "retry the call",
@@ -224,7 +223,7 @@ def stream_error_event(payload: dict[str, object]) -> UpstreamError:
     body = error if isinstance(error, dict) else {}
     message = _text(body.get("message")) or _text(error)
     return UpstreamError(
-        grpc.StatusCode.UNAVAILABLE,
+        Code.UNAVAILABLE,
         "UPSTREAM_ERROR",
         f"the upstream failed during the stream: {message}",
         upstream_message=message,

@@ -30,8 +30,9 @@ from memori_server.chat.stream_assembly import StreamAssembly
 from memori_server.chat.upstream import Upstream, bounded, encode_body
 from memori_server.chat.upstream_errors import broken_stream, invalid_response
 from memori_server.config import Settings
-from memori_server.errors import Context, SessionNotFound, maps_errors, maps_stream_errors
+from memori_server.errors import SessionNotFound
 from memori_server.offload import offload
+from memori_server.rpc_errors import Context
 from memori_server.services.convert import session_pb
 from memori_server.services.tenancy import tenant_of
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
@@ -158,7 +159,6 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     # -- the two RPCs --------------------------------------------------------------------
 
-    @maps_errors
     async def Complete(  # noqa: N802 (gRPC method names)
         self, request: chat_pb2.CompleteRequest, context: Context
     ) -> chat_pb2.CompleteResponse:
@@ -171,7 +171,6 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                     return await self._replay_complete(call, claim)
             return await self._releasing_on_failure(call, self._run_complete(call, context))
 
-    @maps_stream_errors
     async def StreamComplete(  # noqa: N802
         self, request: chat_pb2.StreamCompleteRequest, context: Context
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from memori_proto.v1 import common_pb2, session_pb2, session_pb2_grpc
 
 from memori_server import page_tokens, validation
-from memori_server.errors import Context, maps_errors
+from memori_server.rpc_errors import Context
 from memori_server.services.convert import message_pb, session_pb
 from memori_server.services.tenancy import tenant_of
 from memori_server.storage.session_store import SessionCursor, SessionStore
@@ -46,7 +46,6 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
         self._store = store
         self._idle_seconds = idle_seconds
 
-    @maps_errors
     async def Reset(  # noqa: N802 (gRPC method names)
         self, request: session_pb2.ResetRequest, context: Context
     ) -> session_pb2.ResetResponse:
@@ -56,7 +55,6 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
         record = await self._store.reset(tenant_of(context), attribution)
         return session_pb2.ResetResponse(session=session_pb(record))
 
-    @maps_errors
     async def Set(  # noqa: N802
         self, request: session_pb2.SetRequest, context: Context
     ) -> session_pb2.SetResponse:
@@ -67,7 +65,6 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
         record, created = await self._store.set(tenant_of(context), attribution, session_id)
         return session_pb2.SetResponse(session=session_pb(record), created=created)
 
-    @maps_errors
     async def Get(  # noqa: N802
         self, request: session_pb2.GetRequest, context: Context
     ) -> session_pb2.GetResponse:
@@ -90,7 +87,6 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
             )
         return session_pb2.GetResponse(session=session_pb(record))
 
-    @maps_errors
     async def List(  # noqa: N802
         self, request: session_pb2.ListRequest, context: Context
     ) -> session_pb2.ListResponse:
@@ -148,7 +144,6 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
             sessions=[session_pb(record) for record in records], next_page_token=next_token
         )
 
-    @maps_errors
     async def Delete(  # noqa: N802
         self, request: session_pb2.DeleteRequest, context: Context
     ) -> session_pb2.DeleteResponse:
@@ -159,7 +154,6 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
         deleted = await self._store.delete(tenant_of(context), session_id, attribution)
         return session_pb2.DeleteResponse(deleted_message_count=deleted)
 
-    @maps_errors
     async def ListMessages(  # noqa: N802
         self, request: session_pb2.ListMessagesRequest, context: Context
     ) -> session_pb2.ListMessagesResponse:
