@@ -71,7 +71,7 @@ def _bench_quick(*only: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def bench_output() -> str:
-    result = _bench_quick("session_get", "chat_complete", "client_overhead")
+    result = _bench_quick("session_get", "chat_complete", "client_overhead", "ts_client_overhead")
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, output
     return result.stdout
@@ -147,6 +147,22 @@ def test_client_overhead_reports_both_modes(bench_output: str) -> None:
     assert ratios.keys() == {"sync", "async"}, bench_output
     for mode, ratio in ratios.items():
         assert _close(ratio, rows[(mode, "client")][1] / rows[(mode, "raw stub")][1])
+
+
+def test_ts_client_overhead_reports_the_node_client(bench_output: str) -> None:
+    rows = {
+        path: (int(calls), float(p50))
+        for path, calls, p50 in re.findall(
+            r"^sqlite\s+node\s+(client|raw stub)\s+(\d+)\s+([\d.]+)", bench_output, re.M
+        )
+    }
+    assert rows.keys() == {"client", "raw stub"}, bench_output
+    assert all(calls == 40 and p50 > 0 for calls, p50 in rows.values()), bench_output
+    ratio = re.search(
+        r"^sqlite\s+node\s+client/raw\s+([\d.]+)x.*p50 (meets|MISSES)", bench_output, re.M
+    )
+    assert ratio is not None, bench_output
+    assert _close(float(ratio.group(1)), rows["client"][1] / rows["raw stub"][1]), bench_output
 
 
 def test_fuzz_counts_each_status_and_finds_no_internal() -> None:

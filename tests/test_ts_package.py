@@ -1,10 +1,12 @@
 """The packed @memori-grpc/client installs into an empty project and its quick start runs.
 
 `npm pack` in client_ts (which builds dist/) gives the tarball a user installs. Its runtime
-dependencies and openai are packed from this checkout's node_modules, so the install runs with
-`npm install --offline` and an empty cache: nothing is downloaded. The quick start is the one
+dependencies and openai (the newest and the oldest of the peer range) are packed from this
+checkout's node_modules, so the install runs with `npm install --offline` and an empty cache:
+nothing is downloaded. The quick start is the one
 in docs/typescript-client.md, type-checked (strict, NodeNext) against the packed declarations
-(probes make sure they resolve), compiled and run against a real server.
+(probes make sure they resolve), compiled and run against a real server, followed by a smoke
+script (a stream, an error class, the stored history).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from tests.standin_process import StandinProcess
 
 DOCS = ROOT / "docs" / "typescript-client.md"
 CLIENT = ROOT / "client_ts"
-# What the tarball needs beside it: its dependencies, openai, and Node's types for tsc.
-BESIDE = ("openai", "@connectrpc/connect", "@connectrpc/connect-node", "@bufbuild/protobuf")
+# What the tarball needs beside it: its dependencies and Node's types for tsc; and openai, in
+# the newest and the oldest version of the peer range (node_modules/openai-6.0.0 is an alias).
+DEPENDENCIES = ("@connectrpc/connect", "@connectrpc/connect-node", "@bufbuild/protobuf")
 TYPES = ("@types/node", "undici-types")
+OPENAI_VERSIONS = ("openai", "openai-6.0.0")
 _QUICK_START = re.compile(r"^## Quick start\n.*?^```ts\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 _UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _TSCONFIG = {
@@ -55,6 +59,28 @@ new Memori({ targte: "x" });
 // @ts-expect-error recent() resolves to SessionInfo[]
 const wrong: Promise<string> = manager.recent();
 export { wrong };
+"""
+# Beyond the quick start: a stream, an error class, and the stored history.
+_SMOKE = """\
+import OpenAI, { BadRequestError } from "openai";
+import { Stream } from "openai/streaming";
+import { Memori } from "@memori-grpc/client";
+
+const client = new OpenAI();
+const memori = new Memori().attribution("smoke-user", "smoke").llm.register(client);
+const stream = await client.chat.completions.create({
+  model: "gpt-4o-mini",
+  messages: [{ role: "user", content: "stream please" }],
+  stream: true,
+});
+let text = "";
+for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+console.log(stream instanceof Stream, text);
+const failed = await client.chat.completions
+  .create({ model: "", messages: [{ role: "user", content: "x" }] })
+  .catch((error) => error);
+console.log(failed instanceof BadRequestError, failed.param);
+console.log((await memori.session.history()).length);
 """
 
 
@@ -111,15 +137,21 @@ def test_tarball_holds_the_build_and_the_generated_code(tarball: Path) -> None:
     assert manifest["name"] == "@memori-grpc/client"
     assert manifest["type"] == "module"
     assert manifest["peerDependencies"] == {"openai": ">=6.0.0 <7"}
-    assert set(manifest["dependencies"]) == set(BESIDE) - {"openai"}
+    assert set(manifest["dependencies"]) == set(DEPENDENCIES)
 
 
+@pytest.mark.parametrize("openai", OPENAI_VERSIONS)
 def test_quick_start_runs_from_the_installed_tarball(
-    tarball: Path, services: tuple[ServerProcess, StandinProcess], tmp_path: Path
+    openai: str,
+    tarball: Path,
+    services: tuple[ServerProcess, StandinProcess],
+    tmp_path: Path,
 ) -> None:
     server, standin = services
-    beside = [packed(ROOT / "node_modules" / name, tmp_path, "--ignore-scripts") for name in BESIDE]
-    types = [packed(ROOT / "node_modules" / name, tmp_path, "--ignore-scripts") for name in TYPES]
+    beside = [
+        packed(ROOT / "node_modules" / name, tmp_path, "--ignore-scripts")
+        for name in (openai, *DEPENDENCIES, *TYPES)
+    ]
     app = tmp_path / "app"
     app.mkdir()
     (app / "package.json").write_text('{"name": "app", "private": true, "type": "module"}\n')
@@ -129,39 +161,39 @@ def test_quick_start_runs_from_the_installed_tarball(
         "--ignore-scripts",
         "--cache",
         str(tmp_path / "empty-cache"),
-        *map(str, [tarball, *beside, *types]),
+        *map(str, [tarball, *beside]),
         cwd=app,
     )
     found = _QUICK_START.search(DOCS.read_text())
     assert found is not None, "docs/typescript-client.md has no ```ts block under ## Quick start"
     (app / "quickstart.ts").write_text(found.group(1))
     (app / "probe.ts").write_text(_PROBE)
+    (app / "smoke.mjs").write_text(_SMOKE)
     (app / "tsconfig.json").write_text(json.dumps(_TSCONFIG))
 
-    node = shutil.which("node", path=tool_env()["PATH"])
-    assert node is not None
-    tsc = str(ROOT / "node_modules" / "typescript" / "bin" / "tsc")
-    compiled = subprocess.run(
-        [node, tsc, "-p", "tsconfig.json"], cwd=app, capture_output=True, text=True, timeout=120
-    )
+    compiled = _node(app, str(ROOT / "node_modules" / "typescript" / "bin" / "tsc"), "-p", ".")
     assert compiled.returncode == 0, f"the quick start does not type-check:\n{compiled.stdout}"
-
-    standin_before = len(standin.requests())
-    ran = subprocess.run(
-        [node, "out/quickstart.js"],
-        cwd=app,
-        env=tool_env(MEMORI_TARGET=server.target, OPENAI_API_KEY="not-used-for-chat"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    before = len(standin.requests())
+    env = {"MEMORI_TARGET": server.target, "OPENAI_API_KEY": "not-used-for-chat"}
+    ran = _node(app, "out/quickstart.js", **env)
     assert ran.returncode == 0, f"{ran.stdout}\n{ran.stderr}\n--- server log ---\n{server.log}"
     reply, session_id = ran.stdout.splitlines()
     assert reply == "echo: When is my birthday?"
     assert _UUID_V4.match(session_id)
-    asked = standin.requests()[standin_before:]
+    asked = standin.requests()[before:]
     assert [m["content"] for m in asked[-1]["body"]["messages"]] == [
         "My birthday is May 15th.",
         "echo: My birthday is May 15th.",
         "When is my birthday?",
     ]
+    smoke = _node(app, "smoke.mjs", **env)
+    assert smoke.returncode == 0, f"{smoke.stdout}\n{smoke.stderr}"
+    assert smoke.stdout.splitlines() == ["true echo: stream please", "true request.model", "2"]
+
+
+def _node(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    node = shutil.which("node", path=tool_env()["PATH"])
+    assert node is not None, "Node.js is needed for the package test"
+    return subprocess.run(
+        [node, *args], cwd=cwd, env=tool_env(**env), capture_output=True, text=True, timeout=120
+    )
