@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
+import itertools
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from google.protobuf import duration_pb2, message_factory, text_format, timestam
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import strategies as st
 from memori_proto.v1 import chat_pb2, common_pb2, session_pb2
 
@@ -51,8 +53,11 @@ class Rpc:
 
     @property
     def label(self) -> str:
-        service, method = self.path.strip("/").split("/")
-        return f"{service.rsplit('.', 1)[-1]}.{method}"
+        """SessionService.Get, Health.Check, v1.ServerReflection.ServerReflectionInfo, ..."""
+        name = self.path.strip("/").replace("/", ".")
+        for package in ("memori.v1.", "grpc.health.v1.", "grpc.reflection."):
+            name = name.removeprefix(package)
+        return name
 
 
 def _rpc(method: MethodDescriptor) -> Rpc:
@@ -71,21 +76,18 @@ SERVICES = (
 HEALTH_CHECK = _rpc(health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"])
 # Every method of both services, as the descriptors list them (new RPCs join by themselves).
 MEMORI_RPCS = tuple(_rpc(method) for service in SERVICES for method in service.methods)
-STRUCTURED_RPCS = (*MEMORI_RPCS, HEALTH_CHECK)
-
-
-def _reflection(version: str) -> Rpc:
-    # Only the path matters: raw bytes go in, and no request message is built for it.
-    return Rpc(
-        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
-        health_pb2.HealthCheckRequest,
-        server_streaming=True,
-        client_streaming=True,
-    )
-
-
-# Raw bytes also go to server reflection, which a client reaches without any .proto at hand.
-RAW_RPCS = (*STRUCTURED_RPCS, _reflection("v1alpha"), _reflection("v1"))
+_REFLECTION = _rpc(
+    reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].methods_by_name[
+        "ServerReflectionInfo"
+    ]
+)
+# Server reflection too (a client reaches it with no .proto at hand), under both its names.
+REFLECTION_RPCS = (
+    _REFLECTION,
+    dataclasses.replace(_REFLECTION, path=_REFLECTION.path.replace(".v1alpha.", ".v1.")),
+)
+STRUCTURED_RPCS = (*MEMORI_RPCS, HEALTH_CHECK, *REFLECTION_RPCS)
+RAW_RPCS = STRUCTURED_RPCS
 
 
 def rpc_named(label: str) -> Rpc:
@@ -128,16 +130,18 @@ def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
 
 def _abridged(message: Message) -> Message:
     """A copy with long strings cut, so a request that holds megabytes prints in a line."""
-    copy = type(message)()
-    copy.CopyFrom(message)
-    stack = [copy]
+    abridged = type(message)()
+    abridged.CopyFrom(message)
+    stack = [abridged]
     while stack:
         current = stack.pop()
         for field, value in current.ListFields():
             if field.message_type is not None:
-                if field.message_type.GetOptions().map_entry:
-                    continue  # Struct maps: their values are messages reached below
-                stack.extend(value if field.is_repeated else [value])
+                if field.message_type.GetOptions().map_entry:  # Struct.fields: the values
+                    inner = field.message_type.fields_by_name["value"].message_type
+                    stack.extend(value.values() if inner is not None else [])
+                else:
+                    stack.extend(value if field.is_repeated else [value])
             elif field.type == field.TYPE_STRING:
                 items = list(value) if field.is_repeated else [value]
                 cut = [
@@ -151,7 +155,7 @@ def _abridged(message: Message) -> Message:
                     getattr(current, field.name).extend(cut)
                 else:
                     setattr(current, field.name, cut[0])
-    return copy
+    return abridged
 
 
 def describe(message: Message, payload: bytes) -> str:
@@ -179,6 +183,12 @@ class Fuzzer:
         self.overrides = fs.overrides(pool)
         self._requests: dict[str, st.SearchStrategy[Message]] = {}
         self._raw: dict[str, st.SearchStrategy[bytes]] = {}
+        self._ids = itertools.count(uuid.uuid4().int & ~(2**64 - 1))
+
+    def fresh_id(self) -> str:
+        """A UUID v4 that no other case uses (hypothesis draws the same UUIDs again and
+        again, and a reused request id or another owner's session ends the call early)."""
+        return str(uuid.UUID(int=next(self._ids), version=4))
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -226,10 +236,7 @@ class Fuzzer:
     def raw(self, data: st.DataObject, rpc: Rpc) -> list[Outcome]:
         """Random or damaged bytes where a serialized request belongs."""
         if rpc.path not in self._raw:
-            if rpc.client_streaming:  # reflection: some requests of its own kind
-                valid = st.sampled_from((b"", b"\x3a\x00", b"\x3a\x10memori.v1.Session"))
-            else:
-                valid = self.requests(rpc).map(lambda message: message.SerializeToString())
+            valid = self.requests(rpc).map(lambda message: message.SerializeToString())
             self._raw[rpc.path] = fs.raw_requests(valid, fs.descriptor_of(rpc.request_type))
         payload = data.draw(self._raw[rpc.path], label="payload")
         if rpc in CHAT_RPCS:
@@ -252,10 +259,9 @@ class Fuzzer:
         """
         behaviour = data.draw(fs.upstream_replies(rpc.server_streaming), label="upstream")
         owner = data.draw(st.sampled_from(self.pool.owners), label="owner")
-        session_id = data.draw(
-            st.one_of(st.sampled_from(owner.session_ids), fs.uuid4s()), label="session_id"
-        )
-        request_id = data.draw(st.one_of(st.just(""), fs.uuid4s()), label="request_id")
+        known = data.draw(st.one_of(st.none(), st.sampled_from(owner.session_ids)), label="session")
+        session_id = known or self.fresh_id()
+        request_id = self.fresh_id() if data.draw(st.booleans(), label="request_id") else ""
         request = rpc.request_type(
             attribution=owner.attribution,
             session_id=session_id,

@@ -48,7 +48,7 @@ _FUZZ_TOTAL = re.compile(r"^sqlite\s+total\s+(\d+) cases\s+(\d+) calls", re.M)
 _FUZZ_FAMILY = re.compile(
     r"^sqlite {6}(?!total)(\S+(?: \S+)?)\s+(\d+) cases\s+(\d+) calls  (.*)$", re.M
 )
-_FUZZ_RPC = re.compile(r"^sqlite {8}(\w+\.\w+)\s+(\d+) calls  (.*)$", re.M)
+_FUZZ_RPC = re.compile(r"^sqlite {8}(\w+(?:\.\w+)+)\s+(\d+) calls  (.*)$", re.M)
 
 
 def _close(printed: float, expected: float) -> bool:
