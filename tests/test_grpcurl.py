@@ -196,7 +196,7 @@ def test_describe_chat_service_shows_documentation(memori: ServerProcess) -> Non
 def test_offline_chat_demo_remembers_within_a_session(
     memori: ServerProcess, standin: StandinProcess
 ) -> None:
-    """The README's demo: two Complete calls and a StreamComplete through grpcurl."""
+    """The offline demo (README, docs/chat.md): two Complete calls, then a StreamComplete."""
     attribution = {"entityId": f"demo-{uuid.uuid4().hex}", "processId": "grpcurl-demo"}
 
     def ask(text: str) -> dict[str, Any]:
