@@ -84,7 +84,7 @@ console.log((await memori.session.history()).length);
 """
 
 
-def npm(*args: str, cwd: Path, timeout: float = 120) -> str:
+def npm(*args: str, cwd: Path = ROOT, timeout: float = 120) -> str:
     executable = shutil.which("npm", path=tool_env()["PATH"])
     assert executable is not None, "npm is needed for the package test"
     result = subprocess.run(
@@ -100,14 +100,27 @@ def npm(*args: str, cwd: Path, timeout: float = 120) -> str:
     return result.stdout
 
 
-def packed(directory: Path, destination: Path, *flags: str) -> Path:
-    names = npm("pack", "--pack-destination", str(destination), *flags, str(directory), cwd=ROOT)
-    return destination / names.strip().splitlines()[-1]
+def packed(destination: Path, *directories: Path, flags: tuple[str, ...] = ()) -> list[Path]:
+    """`npm pack` of each directory (one npm run); the tarballs, in the same order."""
+    args = ("pack", "--json", "--pack-destination", str(destination), *flags)
+    printed = npm(*args, *map(str, directories))
+    report = json.loads(printed[printed.index("[") :])  # after any prepack script's output
+    assert len(report) == len(directories), printed
+    return [destination / entry["filename"] for entry in report]
 
 
 @pytest.fixture(scope="module")
 def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return packed(CLIENT, tmp_path_factory.mktemp("pack"))
+    return packed(tmp_path_factory.mktemp("pack"), CLIENT)[0]
+
+
+@pytest.fixture(scope="module")
+def beside(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tarballs of what the app installs beside the client, packed from node_modules."""
+    names = (*OPENAI_VERSIONS, *DEPENDENCIES, *TYPES)
+    directories = [ROOT / "node_modules" / name for name in names]
+    tarballs = packed(tmp_path_factory.mktemp("beside"), *directories, flags=("--ignore-scripts",))
+    return dict(zip(names, tarballs, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +157,12 @@ def test_tarball_holds_the_build_and_the_generated_code(tarball: Path) -> None:
 def test_quick_start_runs_from_the_installed_tarball(
     openai: str,
     tarball: Path,
+    beside: dict[str, Path],
     services: tuple[ServerProcess, StandinProcess],
     tmp_path: Path,
 ) -> None:
     server, standin = services
-    beside = [
-        packed(ROOT / "node_modules" / name, tmp_path, "--ignore-scripts")
-        for name in (openai, *DEPENDENCIES, *TYPES)
-    ]
+    installed = [tarball, *(beside[name] for name in (openai, *DEPENDENCIES, *TYPES))]
     app = tmp_path / "app"
     app.mkdir()
     (app / "package.json").write_text('{"name": "app", "private": true, "type": "module"}\n')
@@ -161,7 +172,7 @@ def test_quick_start_runs_from_the_installed_tarball(
         "--ignore-scripts",
         "--cache",
         str(tmp_path / "empty-cache"),
-        *map(str, [tarball, *beside]),
+        *map(str, installed),
         cwd=app,
     )
     found = _QUICK_START.search(DOCS.read_text())
