@@ -51,12 +51,12 @@ import grpc
 import httpx2
 import openai
 from memori_proto.v1 import chat_pb2, chat_pb2_grpc, common_pb2
+from memori_server.domain import Attribution
 from memori_server.services.tenancy import DEFAULT_TENANT
 from memori_server.storage.database import Database
 from memori_server.storage.migrate import migrate
 from memori_server.storage.records import NewMessage
 from memori_server.storage.session_store import SessionStore
-from memori_server.validation import Attribution
 from openai.types.chat import ChatCompletion
 
 from bench.session_get import Latencies

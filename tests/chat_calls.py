@@ -6,13 +6,13 @@ import json
 from typing import Any
 
 import grpc
-from memori_client import request_pb
+from memori_client import roles
 from memori_proto.v1 import chat_pb2, chat_pb2_grpc, common_pb2, session_pb2, session_pb2_grpc
 
 from standin_upstream import StandinThread
 
 MODEL = "gpt-4o-mini"
-ROLES = request_pb.ROLES  # role names as the Python client maps them
+ROLES = roles.ROLES  # role names as the Python client maps them
 
 
 def message(role: str, content: str | None = None, **fields: Any) -> common_pb2.ChatMessage:

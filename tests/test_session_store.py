@@ -10,10 +10,10 @@ import grpc
 import pytest
 from memori_proto.v1 import common_pb2, session_pb2
 from memori_proto.v1.session_pb2_grpc import SessionServiceStub
+from memori_server.domain import Attribution
 from memori_server.errors import AttributionMismatch, SessionNotFound
 from memori_server.storage.records import NewMessage
 from memori_server.storage.session_store import SessionStore
-from memori_server.validation import Attribution
 
 from tests.conftest import make_settings
 from tests.factories import new_id

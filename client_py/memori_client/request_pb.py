@@ -18,13 +18,8 @@ import pydantic
 from google.protobuf import struct_pb2
 from memori_proto.v1 import chat_pb2, common_pb2
 
-ROLES = {
-    "system": common_pb2.ROLE_SYSTEM,
-    "developer": common_pb2.ROLE_DEVELOPER,
-    "user": common_pb2.ROLE_USER,
-    "assistant": common_pb2.ROLE_ASSISTANT,
-    "tool": common_pb2.ROLE_TOOL,
-}
+from memori_client.roles import ROLES
+
 _SCALARS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "seed")
 _MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
 # Response-only fields of an assistant message passed back as history: not input.

@@ -22,18 +22,12 @@ from memori_client.errors import (
     SessionError,
     SessionNotFound,
 )
+from memori_client.roles import ROLE_NAMES
 from memori_client.status import read_status
 
 if TYPE_CHECKING:
     from memori_client.memori import Memori
 
-_ROLE_NAMES = {
-    common_pb2.ROLE_SYSTEM: "system",
-    common_pb2.ROLE_DEVELOPER: "developer",
-    common_pb2.ROLE_USER: "user",
-    common_pb2.ROLE_ASSISTANT: "assistant",
-    common_pb2.ROLE_TOOL: "tool",
-}
 T = TypeVar("T")
 _PAGE = 1000
 _DEFAULT_TIMEOUT = 30.0  # session calls are small: without Memori(timeout=...) they get this
@@ -258,7 +252,7 @@ def _whole_numbers(value: Any) -> Any:
 
 
 def _openai_message(message: common_pb2.ChatMessage) -> dict[str, Any]:
-    result: dict[str, Any] = {"role": _ROLE_NAMES.get(message.role, "user")}
+    result: dict[str, Any] = {"role": ROLE_NAMES.get(message.role, "user")}
     if message.HasField("content"):
         result["content"] = message.content
     elif message.content_parts:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from memori_server.domain import Attribution
 from memori_server.errors import InvalidArgument
 
 MAX_ATTRIBUTION_ID_CHARS = 100  # the Memori SDK's own limit on entity and process ids
@@ -15,14 +15,6 @@ MAX_PAGE_SIZE = 1000
 _UUID4 = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Attribution:
-    """The owner of a session: end user (entity) and agent/app (process)."""
-
-    entity_id: str
-    process_id: str
 
 
 class Violations:

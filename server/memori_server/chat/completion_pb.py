@@ -11,7 +11,7 @@ from typing import Any
 from memori_proto.v1 import chat_pb2, common_pb2
 
 from memori_server.chat.storable import valid_unicode
-from memori_server.services.convert import ROLE_VALUES
+from memori_server.domain import ROLE_VALUES
 
 _INT64 = range(-(1 << 63), 1 << 63)
 

@@ -9,7 +9,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memori_server.chat.messages import INSTRUCTION_ROLES, OpenAIMessage
+from memori_server.chat.messages import OpenAIMessage
+from memori_server.domain import INSTRUCTION_ROLES
 from memori_server.storage.records import HistoryMessage
 
 

@@ -16,13 +16,12 @@ from memori_proto.v1 import common_pb2
 
 from memori_server.chat.storable import has_nul, storable
 from memori_server.chat.struct_values import NotJson, struct_json
-from memori_server.services.convert import ROLE_NAMES
+from memori_server.domain import ROLE_NAMES
 from memori_server.storage.records import NewMessage
 from memori_server.tokens import count_message
 from memori_server.validation import Violations
 
 OpenAIMessage = dict[str, Any]
-INSTRUCTION_ROLES = frozenset({"system", "developer"})
 MAX_NAME_CHARS = 100
 MAX_TOOL_CALL_ID_CHARS = 255
 

@@ -30,6 +30,7 @@ from memori_server.chat.stream_assembly import StreamAssembly
 from memori_server.chat.upstream import Upstream, bounded, encode_body
 from memori_server.chat.upstream_errors import broken_stream, invalid_response
 from memori_server.config import Settings
+from memori_server.domain import Attribution
 from memori_server.errors import SessionNotFound
 from memori_server.offload import offload
 from memori_server.rpc_errors import Context
@@ -41,7 +42,7 @@ from memori_server.storage.session_store import SessionStore
 from memori_server.storage.turn_store import ChatContext, TurnStore
 from memori_server.tenant_limits import TenantLimits
 from memori_server.tokens import encoding_for
-from memori_server.validation import Attribution, Violations
+from memori_server.validation import Violations
 
 MAX_REQUEST_ID_CHARS = 128
 LEASE_MARGIN_SECONDS = 30.0

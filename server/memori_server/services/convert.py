@@ -8,17 +8,8 @@ from datetime import datetime
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from memori_proto.v1 import common_pb2, session_pb2
 
+from memori_server.domain import ROLE_VALUES, Attribution
 from memori_server.storage.records import SessionRecord, StoredMessage
-from memori_server.validation import Attribution
-
-ROLE_NAMES = {
-    common_pb2.ROLE_SYSTEM: "system",
-    common_pb2.ROLE_DEVELOPER: "developer",
-    common_pb2.ROLE_USER: "user",
-    common_pb2.ROLE_ASSISTANT: "assistant",
-    common_pb2.ROLE_TOOL: "tool",
-}
-ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from memori_proto.v1 import common_pb2, session_pb2, session_pb2_grpc
 
 from memori_server import page_tokens, validation
+from memori_server.domain import Attribution
 from memori_server.rpc_errors import Context
 from memori_server.services.convert import message_pb, session_pb
 from memori_server.services.tenancy import tenant_of
 from memori_server.storage.session_store import SessionCursor, SessionStore
-from memori_server.validation import Attribution, Violations
+from memori_server.validation import Violations
 
 DEFAULT_SESSION_PAGE = 50
 DEFAULT_MESSAGE_PAGE = 100

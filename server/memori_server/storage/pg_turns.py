@@ -18,9 +18,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Json
 
+from memori_server.domain import Attribution
 from memori_server.errors import SessionNotFound
 from memori_server.storage.records import Completion, NewMessage, SessionRecord
-from memori_server.validation import Attribution
 
 # The SQL of session_store.append_rows, make_current and idempotency.mark_done, for psycopg.
 _COUNT = (

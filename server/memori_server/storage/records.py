@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from memori_server.validation import Attribution
+from memori_server.domain import Attribution
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
+from memori_server.domain import Attribution
 from memori_server.errors import AttributionMismatch, NoCurrentSession, SessionNotFound
 from memori_server.storage.database import Database
 from memori_server.storage.records import NewMessage, SessionRecord, StoredMessage
@@ -37,7 +38,6 @@ from memori_server.storage.tables import (
     messages,
     sessions,
 )
-from memori_server.validation import Attribution
 
 
 def utc_now() -> datetime:

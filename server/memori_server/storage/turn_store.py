@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from memori_server.domain import Attribution
 from memori_server.errors import SessionNotFound
 from memori_server.storage import pg_turns
 from memori_server.storage.database import Database
@@ -40,7 +41,6 @@ from memori_server.storage.session_store import (
     utc_now,
 )
 from memori_server.storage.tables import current_sessions, messages, sessions
-from memori_server.validation import Attribution
 
 # A session by id, and whether it is already its attribution's current session (then the
 # turn's transaction need not rewrite the pointer).
