@@ -41,7 +41,7 @@ from tests.fuzz_strategies import Owner, Pool
 
 # Examples per RPC in each family (each example is one case: one call, or for upstream
 # replies the chat call plus Get and every ListMessages page of its session).
-EXAMPLES = {"structured": 100, "raw bytes": 20, "page tokens": 80, "upstream replies": 80}
+EXAMPLES = {"structured": 60, "raw bytes": 20, "page tokens": 80, "upstream replies": 60}
 SLICE = [
     pytest.param(family, rpc, id=f"{family.replace(' ', '_')}-{rpc.label}")
     for family, (_case, rpcs) in FAMILIES.items()
