@@ -1251,6 +1251,55 @@ def undecodable_bodies(draw: st.DrawFn, streaming: bool) -> Behaviour:
     return Behaviour(raw={"body_base64": base64.b64encode(body).decode(), "content_type": kind})
 
 
+RETRY_AFTER = (0, 0.001, 1, 2.5, 86_400, 1e9, 1e20, 1e300, -1, float("inf"), float("nan"))
+FAIL_STATUSES = (400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 599)
+
+
+@cache
+def scripted_replies() -> Strategy[Behaviour]:
+    """The stand-in's own replies, well-formed but odd: text, tool calls and errors with odd
+    values, retry hints out of range, streams cut short or without a finish reason."""
+    function = st.fixed_dictionaries(
+        {"name": texts()},
+        optional={
+            "arguments": st.one_of(texts(), st.dictionaries(texts(8), json_values(3), max_size=3))
+        },
+    )
+    call = st.fixed_dictionaries(
+        {"function": function}, optional={"id": texts(), "type": st.just("function")}
+    )
+    reply = st.fixed_dictionaries(
+        {},
+        optional={
+            "content": st.one_of(st.none(), reply_texts()),
+            "tool_calls": st.lists(call, min_size=1, max_size=3),
+            "finish_reason": texts(12),
+        },
+    )
+    seconds = st.one_of(st.none(), st.sampled_from(RETRY_AFTER))
+    fail = st.fixed_dictionaries(
+        {"status": st.sampled_from(FAIL_STATUSES)},
+        optional={
+            "message": reply_texts(),
+            "type": texts(12),
+            "code": st.one_of(st.none(), texts(12)),
+            "param": st.one_of(st.none(), texts(12)),
+            "retry_after": seconds,
+            "retry_after_ms": seconds,
+        },
+    )
+    return st.one_of(
+        st.builds(lambda spec: Behaviour(reply=spec), reply),
+        st.builds(lambda spec: Behaviour(fail=spec), fail),
+        st.builds(
+            lambda spec, cut: Behaviour(reply=spec, cut_after_chunks=cut),
+            reply,
+            st.integers(0, 4),
+        ),
+        st.builds(lambda spec: Behaviour(reply=spec, end_without_finish=True), reply),
+    )
+
+
 STATUSES = (200, 200, 200, 200, 200, 201, 203, 400, 401, 403, 404, 409, 413, 422, 429, 500, 503)
 
 
@@ -1290,4 +1339,5 @@ def upstream_replies(streaming: bool) -> Strategy[Behaviour]:
         ),
         st.builds(lambda text: Behaviour(raw={"body": text}), st.one_of(body, huge)),
         undecodable_bodies(streaming),
+        scripted_replies(),
     )
