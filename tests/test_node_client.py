@@ -3,7 +3,6 @@ the generated TypeScript stubs and Connect's gRPC (HTTP/2) transport."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -11,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.node_tap import check_summary
 from tests.repo_paths import NODE_BIN, ROOT, tool_env
 from tests.server_process import ServerProcess
 from tests.standin_process import StandinProcess
 
 NODE_TESTS = [Path("tests") / "node" / name for name in ("session.test.ts", "chat.test.ts")]
-_SUMMARY = re.compile(r"^# (tests|pass|fail|cancelled) (\d+)$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,4 @@ def test_node_client_sessions_and_chat(memori: ServerProcess) -> None:
     )
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, f"node tests failed:\n{output}\n--- server log ---\n{memori.log}"
-    summary = {name: int(count) for name, count in _SUMMARY.findall(result.stdout)}
-    assert summary.get("pass", 0) > 0, f"no passing node tests reported:\n{output}"
-    assert summary.get("fail") == 0, f"node tests failed:\n{output}"
-    assert summary.get("cancelled", 0) == 0, f"node tests cancelled:\n{output}"
-    assert summary.get("tests") == summary["pass"], f"not every node test passed:\n{output}"
+    assert not check_summary(result.stdout, output), f"node tests skipped:\n{output}"

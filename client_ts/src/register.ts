@@ -109,11 +109,6 @@ export function unregister(client: OpenAI, router: Router): void {
   }
 }
 
-/** The router of a client, if any. */
-export function routerOf(client: OpenAI): Router | undefined {
-  return routes.get(client)?.router;
-}
-
 function checkClient(client: OpenAI): void {
   const candidate = client as unknown as {
     chat?: { completions?: { create?: unknown } };

@@ -25,7 +25,7 @@ export interface ChatCall {
   readonly stream: boolean;
 }
 
-export const ROLES: Readonly<Record<string, Role>> = {
+const ROLES: Readonly<Record<string, Role>> = {
   system: Role.SYSTEM,
   developer: Role.DEVELOPER,
   user: Role.USER,

@@ -57,7 +57,7 @@ export function readStatus(error: unknown): CallStatus {
 }
 
 /** "DEADLINE_EXCEEDED" for Code.DeadlineExceeded: the names gRPC and the server's docs use. */
-export function codeName(code: Code): string {
+function codeName(code: Code): string {
   if (code === Code.Canceled) {
     return "CANCELLED"; // gRPC's spelling
   }
