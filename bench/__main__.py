@@ -156,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"fuzz: cases per database ({fuzz.CASES}; quick {fuzz.QUICK_CASES})",
     )
     parser.add_argument(
+        "--fuzz-seed",
+        type=int,
+        metavar="N",
+        help="fuzz: other cases than the fixed ones, chosen by this seed",
+    )
+    parser.add_argument(
         "--fail-above",
         type=float,
         metavar="RATIO",
@@ -231,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 backend,
                                 fuzz_cases,
                                 server.lines,
+                                args.fuzz_seed,
                             )
                         )
                     if "health_under_load" in selected:

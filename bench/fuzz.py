@@ -5,7 +5,8 @@ by tests/fuzz_strategies.py and sent by tests/fuzz_cases.py: structured requests
 RPC (SessionService, ChatService, Health/Check), raw bytes (server reflection too), page
 tokens, and odd upstream replies from the stand-in process (each followed by Get and every
 ListMessages page of its session). The cases are split evenly over the families' RPCs, and
-each RPC's share is one derandomized hypothesis run, so every run sends the same cases.
+each RPC's share is one derandomized hypothesis run, so every run sends the same cases
+(`--fuzz-seed N` sends other ones, to look further).
 
 It prints the count of each status code per family and RPC and in total, the number of
 INTERNAL/UNKNOWN (the goal is 0), each such case's request (shortened; its bytes in base64
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from standin_upstream import Behaviour
@@ -87,7 +88,9 @@ def plan(cases: int) -> list[tuple[str, Rpc, int]]:
     return shares
 
 
-def _drive(fuzzer: Fuzzer, family: str, rpc: Rpc, examples: int, into: list[Outcome]) -> int:
+def _drive(
+    fuzzer: Fuzzer, family: str, rpc: Rpc, examples: int, into: list[Outcome], chosen: int | None
+) -> int:
     case = FAMILIES[family][0]
     ran = 0
 
@@ -95,7 +98,7 @@ def _drive(fuzzer: Fuzzer, family: str, rpc: Rpc, examples: int, into: list[Outc
         max_examples=examples,
         deadline=None,
         database=None,
-        derandomize=True,
+        derandomize=chosen is None,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
@@ -105,7 +108,7 @@ def _drive(fuzzer: Fuzzer, family: str, rpc: Rpc, examples: int, into: list[Outc
         into.extend(case(fuzzer, data, rpc))
         ran += 1  # not counted: examples whose data ran out before any call (overruns)
 
-    run()
+    (run if chosen is None else seed(chosen)(run))()
     return ran
 
 
@@ -140,8 +143,14 @@ def tracebacks(lines: Sequence[str]) -> Counter[str]:
 
 
 def measure(
-    target: str, control_url: str, backend: str, cases: int, server_lines: Sequence[str]
+    target: str,
+    control_url: str,
+    backend: str,
+    cases: int,
+    server_lines: Sequence[str],
+    chosen_seed: int | None = None,
 ) -> Result:
+    """Run `cases` cases; the same ones every run, unless `chosen_seed` picks others."""
     started = time.perf_counter()
     upstream = StandinControl(control_url)
     log_before = len(server_lines)
@@ -151,7 +160,7 @@ def measure(
         fuzzer = Fuzzer(channel, upstream, harvest(channel, upstream))
         done = 0
         for family, rpc, examples in plan(cases):
-            ran[family] += _drive(fuzzer, family, rpc, examples, outcomes)
+            ran[family] += _drive(fuzzer, family, rpc, examples, outcomes, chosen_seed)
             done += examples
             print(f"fuzz: {backend}: {done}/{cases} cases ({family}, {rpc.label})", flush=True)
         problems = serving_problems(channel, upstream)
