@@ -37,14 +37,15 @@ export class Identity {
     return this.#attribution;
   }
 
-  /** Switching to another attribution starts a new session: a session belongs to the
-   * attribution that created it, so nothing is ever written into the old one. */
+  /** As in the Memori TS SDK, an id left undefined keeps its current value. Switching to
+   * another attribution starts a new session: a session belongs to the attribution that
+   * created it, so nothing is ever written into the old one. */
   attribute(entity: unknown, process: unknown): void {
-    const next = {
-      entityId: attributionId(entity, "entityId", true),
-      processId: attributionId(process, "processId", false),
-    };
     const current = this.#attribution;
+    const next = {
+      entityId: entity === undefined && current ? current.entityId : attributionId(entity, "entityId", true),
+      processId: process === undefined ? (current?.processId ?? "") : attributionId(process, "processId", false),
+    };
     if (current !== undefined && (current.entityId !== next.entityId || current.processId !== next.processId)) {
       this.#sessionId = randomUUID();
     }

@@ -65,9 +65,10 @@ abstract class Conversation {
   }
 
   /** Who the conversation belongs to: the end user (entity) and the agent (process), each at
-   * most 100 characters. Switching to another attribution starts a new session, since a session
-   * belongs to the attribution that created it. */
-  attribution(entityId: string, processId?: string): this {
+   * most 100 characters; an id left undefined keeps its current value (the entity is needed
+   * once). Switching to another attribution starts a new session, since a session belongs to
+   * the attribution that created it. */
+  attribution(entityId?: string, processId?: string): this {
     this.#identity.attribute(entityId, processId);
     return this;
   }

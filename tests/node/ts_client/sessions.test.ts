@@ -78,6 +78,22 @@ describe("Memori and its session", () => {
     assert.notEqual(memori.session.id, id, "another attribution never writes into the old session");
   });
 
+  test("an id left out keeps its current value, as in the Memori TS SDK", async () => {
+    const memori = new Memori();
+    assert.throws(() => memori.attribution(), TypeError, "the entity is needed once");
+    const who = user();
+    memori.attribution(who, "agent-a");
+    const id = memori.session.id;
+    memori.attribution(who);
+    assert.equal(memori.session.id, id, "the process is kept, and so is the session");
+    memori.attribution(undefined, "agent-b");
+    assert.notEqual(memori.session.id, id, "another process: another session");
+    await say(memori);
+    const [session] = await memori.session.recent();
+    assert.equal(session?.entityId, who);
+    assert.equal(session?.processId, "agent-b");
+  });
+
   test("resumeCurrent() continues the attribution's current session from another process", async () => {
     const who = user();
     const first = new Memori().attribution(who, "ts-sessions");
