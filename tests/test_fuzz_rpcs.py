@@ -12,6 +12,7 @@ server's traceback is in the captured log.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import urllib.request
 import uuid
@@ -42,7 +43,7 @@ from tests.fuzz_strategies import Owner, Pool
 # Examples per RPC in each family (each example is one case: one call, or for upstream
 # replies the chat call plus Get and every ListMessages page of its session).
 EXAMPLES = {"structured": 60, "raw bytes": 20, "page tokens": 80, "upstream replies": 60}
-SLICE = [
+FAMILY_RPCS = [
     pytest.param(family, rpc, id=f"{family.replace(' ', '_')}-{rpc.label}")
     for family, (_case, rpcs) in FAMILIES.items()
     for rpc in rpcs
@@ -71,14 +72,13 @@ def test_the_issued_page_tokens_lead_to_the_next_page(fuzzer: Fuzzer) -> None:
     """The fuzz starts from real tokens: each one, sent back as issued, is accepted."""
     for seed in fuzzer.pool.tokens:
         rpc = next(rpc for rpc in TOKEN_RPCS if isinstance(seed.request, rpc.request_type))
-        request = type(seed.request)()
-        request.CopyFrom(seed.request)  # type: ignore[arg-type]
+        request = copy.deepcopy(seed.request)
         request.page_token = seed.token
         code, details, _ = fuzzer.send(rpc, request.SerializeToString())
         assert code == grpc.StatusCode.OK, (rpc.label, details)
 
 
-@pytest.mark.parametrize(("family", "rpc"), SLICE)
+@pytest.mark.parametrize(("family", "rpc"), FAMILY_RPCS)
 def test_no_input_ends_internal_or_unknown(
     fuzzer: Fuzzer, upstream: StandinThread, family: str, rpc: Rpc
 ) -> None:
@@ -131,8 +131,7 @@ def test_a_call_answered_internal_is_caught_with_its_request(upstream: StandinTh
             run()
     finally:
         broken.stop(None)
-    assert len(outcomes) == 5
-    assert all(outcome.code == grpc.StatusCode.INTERNAL for outcome in bad(outcomes))
+    assert [outcome.code for outcome in bad(outcomes)] == [grpc.StatusCode.INTERNAL] * 5
     assert all("GetRequest(" in outcome.report() for outcome in outcomes)
     report = fuzz.format_report([fuzz.Result("sqlite", Counter(), outcomes, [], Counter(), 1.0)])
     assert "INTERNAL/UNKNOWN: 5 (goal 0)" in report
