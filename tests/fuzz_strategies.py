@@ -1259,12 +1259,9 @@ FAIL_STATUSES = (400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504
 def scripted_replies() -> Strategy[Behaviour]:
     """The stand-in's own replies, well-formed but odd: text, tool calls and errors with odd
     values, retry hints out of range, streams cut short or without a finish reason."""
-    function = st.fixed_dictionaries(
-        {"name": texts()},
-        optional={
-            "arguments": st.one_of(texts(), st.dictionaries(texts(8), json_values(3), max_size=3))
-        },
-    )
+    # No huge arguments: the stand-in streams them eight characters a chunk.
+    arguments = st.one_of(texts(40, huge=False), st.dictionaries(texts(8), json_values(3)))
+    function = st.fixed_dictionaries({"name": texts()}, optional={"arguments": arguments})
     call = st.fixed_dictionaries(
         {"function": function}, optional={"id": texts(), "type": st.just("function")}
     )

@@ -26,7 +26,7 @@ async def _migrate_and_compare(database_url: str) -> tuple[str | None, list[obje
     try:
         revision = await migrate(database)
         await migrate(database)  # a second run is a no-op
-        return revision, await database.read(_differences)
+        return revision, await database.with_connection(_differences)
     finally:
         await database.close()
 

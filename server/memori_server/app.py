@@ -68,10 +68,12 @@ def checked_api_keys(settings: Settings) -> ApiKeys:
     return keys
 
 
-async def open_database(database_url: str, pool_size: int, *, migrate_schema: bool) -> Database:
+async def open_database(
+    database_url: str, pool_size: int, *, migrate_schema: bool, fast_paths: bool = True
+) -> Database:
     """Connect, then migrate (or warn when the schema lags); StartupError says what failed."""
     try:
-        database = Database(database_url, pool_size)
+        database = Database(database_url, pool_size, fast_paths=fast_paths)
     except ValueError as error:
         raise StartupError(str(error)) from error
     try:
@@ -120,6 +122,7 @@ class MemoriServer:
             settings.database_url,
             settings.pool_size,
             migrate_schema=settings.migrate_on_start,
+            fast_paths=settings.database_fast_paths,
         )
         self.store = SessionStore(self._database)
         return self.store

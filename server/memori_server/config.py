@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         "with the event loop for the GIL), 8 for PostgreSQL.",
     )
     migrate_on_start: bool = Field(True, description="Apply database migrations before serving.")
+    database_fast_paths: bool = Field(
+        True,
+        description="Run small database work on the event loop (SQLite inline, PostgreSQL "
+        "pipelined). Off: every unit of work takes a worker thread; a switch for diagnosis.",
+    )
     session_idle_timeout: float = Field(
         86400.0,
         gt=0,

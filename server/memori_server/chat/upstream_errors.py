@@ -7,8 +7,10 @@ have raised.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import logging
+import math
 import time
 
 import aiohttp
@@ -22,6 +24,7 @@ from memori_server.errors import ERROR_DOMAIN, Code, ServiceError
 
 log = logging.getLogger(__name__)
 MAX_UPSTREAM_MESSAGE_CHARS = 2000
+MAX_RETRY_AFTER_SECONDS = 86400.0
 _BY_HTTP_STATUS = {
     400: Code.INVALID_ARGUMENT,
     401: Code.FAILED_PRECONDITION,  # the server's upstream key, not the caller's
@@ -95,24 +98,27 @@ class UpstreamError(ServiceError):
 
 
 def _retry_after(headers: httpx2.Headers) -> float | None:
+    """When the upstream says to retry, in seconds, within sane bounds (0 to a day)."""
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
-        try:
-            return max(float(milliseconds) / 1000, 0.0)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            return _bounded_delay(float(milliseconds) / 1000)
     seconds = headers.get("retry-after")
     if not seconds:
         return None
-    try:
-        return max(float(seconds), 0.0)
-    except ValueError:
-        pass
+    with contextlib.suppress(ValueError):
+        return _bounded_delay(float(seconds))
     try:
         when = email.utils.parsedate_to_datetime(seconds)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return _bounded_delay(when.timestamp() - time.time())
+
+
+def _bounded_delay(seconds: float) -> float | None:
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 def _text(value: object) -> str:

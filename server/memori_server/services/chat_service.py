@@ -39,7 +39,7 @@ from memori_server.services.tenancy import tenant_of
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
 from memori_server.storage.records import Completion, NewMessage, SessionRecord
 from memori_server.storage.session_store import SessionStore
-from memori_server.storage.turn_store import ChatContext, TurnStore
+from memori_server.storage.turn_store import LoadedSession, TurnStore
 from memori_server.tenant_limits import TenantLimits
 from memori_server.tokens import encoding_for
 from memori_server.validation import Violations
@@ -206,7 +206,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     async def _context(
         self, call: PreparedCall, *, stream: bool
-    ) -> tuple[ChatContext, history.Assembly, bytes]:
+    ) -> tuple[LoadedSession, history.Assembly, bytes]:
         """The session's context, what the upstream gets, and that request body encoded."""
         settings = self._settings
         context = await self._turns.load(
@@ -216,14 +216,14 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             idle_seconds=settings.session_idle_timeout,
             token_budget=settings.history_token_budget,
             min_messages=len(call.chat.messages),
-            inline=not call.heavy,
+            heavy=call.heavy,
         )
         heavy = call.heavy or len(context.history) > HEAVY_MESSAGES
         assembly, body = await offload(heavy, self._assemble, call, context, stream)
         return context, assembly, body
 
     def _assemble(
-        self, call: PreparedCall, context: ChatContext, stream: bool
+        self, call: PreparedCall, context: LoadedSession, stream: bool
     ) -> tuple[history.Assembly, bytes]:
         assembly = history.assemble(
             call.chat.messages,
@@ -259,7 +259,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _store(
         self,
         call: PreparedCall,
-        context: ChatContext,
+        context: LoadedSession,
         assembly: history.Assembly,
         reply: dict[str, Any],
         response: str,
@@ -279,7 +279,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             turn,
             idle_seconds=self._settings.session_idle_timeout,
             completion=completion,
-            inline=not heavy,
+            heavy=heavy,
         )
 
     async def _run_complete(self, call: PreparedCall, rpc: Context) -> chat_pb2.CompleteResponse:
@@ -317,7 +317,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             yield response
 
     @staticmethod
-    def _session(call: PreparedCall, context: ChatContext) -> SessionRecord:
+    def _session(call: PreparedCall, context: LoadedSession) -> SessionRecord:
         """The session as it stands before the turn; a new one exists once the turn is stored."""
         if context.record is not None:
             return context.record

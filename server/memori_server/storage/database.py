@@ -1,178 +1,152 @@
-"""Runs blocking SQLAlchemy work off the event loop: one thread hand-off per transaction.
+"""The database of one server process: its engine, its compiled statements, and the drivers
+that run units of work where the execution policy says.
 
-Async drivers hop between the loop and the database once per statement, fetch and commit
-(aiosqlite runs each in a thread, asyncpg's SQLAlchemy adapter adds round trips); a whole
-transaction in one worker thread costs a single hop, which is what keeps a `Get` close to
-the cost of the RPC itself.
-
-Single-row reads by key skip the hop altogether (`fetch_one`, see `point_reads`).
+SQLAlchemy provides the engine (URL handling, connection pooling, the dialect that compiles
+`statements`) and the connections Alembic migrates with; units run on the DBAPI connections
+themselves (see `drivers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.sql import Select
 
 from memori_server.errors import InvalidArgument, ServiceError, StorageUnavailable
-from memori_server.storage.engine import AUTOCOMMIT_OPTION, WRITE_OPTION, create_engine
-from memori_server.storage.inline_writes import SqliteInlineWriter, WriterBusy
-from memori_server.storage.point_reads import (
+from memori_server.storage.drivers import (
     FastPathUnavailable,
-    PointReader,
-    PostgresPointReader,
-    SqlitePointReader,
+    PostgresLoop,
+    PsycopgTransactions,
+    SqliteLoopConnections,
+    SqliteTransactions,
+    Transactions,
+    run_blocking,
 )
+from memori_server.storage.engine import WRITE_OPTION, create_engine
+from memori_server.storage.execution import ExecutionPolicy, Path
+from memori_server.storage.statements import Statements
+from memori_server.storage.units import Batch, Fetch, Op, Unit, Work
 
 T = TypeVar("T")
-Work = Callable[[Connection], T]
-
-
-def _is_transient(error: BaseException) -> bool:
-    transient = (
-        OperationalError,
-        InterfaceError,
-        PoolTimeoutError,
-        OSError,
-        psycopg.OperationalError,  # from the psycopg fast paths, outside SQLAlchemy
-        psycopg.InterfaceError,
-    )
-    if isinstance(error, transient):
-        return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
-
-
-def _is_data_error(error: BaseException) -> bool:
-    """The database refused a value (too long, not storable): the request's fault."""
-    return isinstance(error, DataError | psycopg.DataError | UnicodeEncodeError)
+_TRANSIENT = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    OSError,
+    sqlite3.OperationalError,  # locked past the busy timeout, disk I/O
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+_REFUSED_VALUES = (DataError, sqlite3.DataError, psycopg.DataError, UnicodeEncodeError)
 
 
 @contextmanager
 def _storage_errors() -> Iterator[None]:
-    """Transient database failures become StorageUnavailable, refused values
-    InvalidArgument; anything else passes through."""
+    """Transient database failures become StorageUnavailable, values the database refuses
+    InvalidArgument; anything else is a bug and passes through."""
     try:
         yield
     except ServiceError:
         raise
     except Exception as error:
-        if _is_transient(error):
+        if isinstance(error, _TRANSIENT) or (
+            isinstance(error, DBAPIError) and error.connection_invalidated
+        ):
             raise StorageUnavailable(
                 f"database unavailable ({type(error).__name__}); retry later"
             ) from error
-        if _is_data_error(error):
+        if isinstance(error, _REFUSED_VALUES):
             problem = f"the database cannot store a value of it ({type(error).__name__})"
             raise InvalidArgument([("request", problem)]) from error
         raise
 
 
 class Database:
-    """An engine plus the worker threads that use it; as many threads as pooled connections."""
+    """One engine, its worker threads (as many as pooled connections) and its loop driver."""
 
-    def __init__(self, database_url: str, pool_size: int = 8) -> None:
-        self.engine: Engine = create_engine(database_url, pool_size)
+    def __init__(self, database_url: str, pool_size: int = 8, *, fast_paths: bool = True) -> None:
+        self.engine = create_engine(database_url, pool_size)
         self.dialect = self.engine.dialect.name
+        self.statements = Statements(self.engine.dialect)
+        self._policy = ExecutionPolicy(fast_paths)
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="memori-db")
-        self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
-        self._reader = (
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self.dialect == "postgresql"
-            else self.engine.execution_options(**{AUTOCOMMIT_OPTION: True})
-        )
-        self._points: PointReader = (
-            PostgresPointReader(self.engine, pool_size)
-            if self.dialect == "postgresql"
-            else SqlitePointReader(self.engine)
-        )
-        self._inline = SqliteInlineWriter(self.engine) if self.dialect == "sqlite" else None
+        self._loop_sqlite: SqliteLoopConnections | None = None
+        self._loop_postgres: PostgresLoop | None = None
+        self._transactions: Transactions
+        if self.dialect == "sqlite":
+            self._transactions = SqliteTransactions()
+            self._loop_sqlite = SqliteLoopConnections(self.engine)
+        else:
+            self._transactions = PsycopgTransactions()
+            conninfo = self.engine.url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            )
+            self._loop_postgres = PostgresLoop(conninfo, pool_size)
 
-    async def _run(self, function: Callable[[], T]) -> T:
+    async def run(self, work: Work[T]) -> T:
+        """Run a unit of work on the path the execution policy picks."""
         with _storage_errors():
-            return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+            for path in self._policy.paths(work):
+                if path is Path.LOOP:
+                    try:
+                        return await self._on_loop(work)
+                    except FastPathUnavailable:
+                        continue
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._on_thread, work
+                )
+        raise AssertionError("the execution policy always ends with the thread path")
 
-    async def write(self, work: Work[T], *, small: bool = False) -> T:
-        """`work` in one transaction that may write; committed unless it raises.
+    async def _on_loop(self, work: Work[T]) -> T:
+        if self._loop_sqlite is not None:
+            return self._loop_sqlite.run(work)
+        assert self._loop_postgres is not None
+        return await self._loop_postgres.run(work)
 
-        `small`: a few statements touching a few rows, which on SQLite may then run on the
-        event loop when the write lock is free (see `inline_writes`).
-        """
-        if small and self._inline is not None:
-            with _storage_errors():
-                try:
-                    return self._inline.run(work)
-                except WriterBusy:
-                    pass
-        return await self._run(functools.partial(self._in_transaction, self._writer, work))
+    def _on_thread(self, work: Work[T]) -> T:
+        connection = self.engine.raw_connection()
+        try:
+            return run_blocking(connection, self._transactions, work)
+        except (sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError):
+            connection.invalidate()  # a broken connection is not given to the next unit
+            raise
+        finally:
+            connection.close()
 
-    async def read(self, work: Work[T]) -> T:
-        """`work` in one read-only transaction: a consistent view over several statements."""
-        return await self._run(functools.partial(self._in_transaction, self.engine, work))
+    async def with_connection(self, work: Callable[[Connection], T]) -> T:
+        """`work` on a SQLAlchemy connection in one write transaction, in a worker thread:
+        for Alembic, which migrates through SQLAlchemy."""
 
-    async def _fast_read(self, fast: Awaitable[T], slow: Work[T]) -> T:
-        """`fast` (the point reader), or `slow` on the thread path when it cannot answer."""
+        def in_transaction() -> T:
+            with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
+                return work(connection)
+
         with _storage_errors():
-            try:
-                return await fast
-            except FastPathUnavailable:
-                pass
-        return await self.read_autocommit(slow)
-
-    async def fetch_one(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
-        """The one row `statement` selects by key, or None; without a thread hand-off."""
-        return await self._fast_read(
-            self._points.fetch_one(statement, parameters),
-            lambda connection: connection.execute(statement, parameters).first(),
-        )
-
-    async def fetch_all(self, statement: Select[Any], parameters: dict[str, Any]) -> list[Any]:
-        """The rows `statement` selects, without a thread hand-off when the fast path can."""
-        return await self._fast_read(
-            self._points.fetch_all(statement, parameters),
-            lambda connection: list(connection.execute(statement, parameters).all()),
-        )
-
-    async def on_loop_postgres(
-        self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
-    ) -> T:
-        """PostgreSQL only: `work` on psycopg's async pool, without a thread hand-off.
-
-        FastPathUnavailable when the database is SQLite or no connection is free at once
-        (nothing was sent then); a failure once `work` runs is StorageUnavailable, since a
-        commit may or may not have happened.
-        """
-        if not isinstance(self._points, PostgresPointReader):
-            raise FastPathUnavailable("not PostgreSQL")
-        with _storage_errors():
-            return await self._points.run(work)
-
-    async def read_autocommit(self, work: Work[T]) -> T:
-        """`work` whose statements each stand alone: autocommit, no BEGIN/COMMIT round trips."""
-        return await self._run(functools.partial(self._autocommit, work))
-
-    @staticmethod
-    def _in_transaction(engine: Engine, work: Work[T]) -> T:
-        with engine.begin() as connection:
-            return work(connection)
-
-    def _autocommit(self, work: Work[T]) -> T:
-        with self._reader.connect() as connection:
-            return work(connection)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, in_transaction)
 
     async def ping(self) -> None:
-        await self.read_autocommit(lambda connection: connection.execute(text("SELECT 1")))
+        await self.run(Work(functools.partial(_ping, self.statements), writes=False))
 
     async def close(self) -> None:
-        if self._inline is not None:
-            self._inline.close()
-        await self._points.close()
+        if self._loop_sqlite is not None:
+            self._loop_sqlite.close()
+        if self._loop_postgres is not None:
+            await self._loop_postgres.close()
         await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.dispose)
         self._executor.shutdown(wait=False)
+
+
+def _ping(statements: Statements) -> Unit[None]:
+    yield Batch((Op(statements.ping, {}, Fetch.ONE),), commit=True)
+
+
+__all__ = ["Database"]

@@ -6,9 +6,8 @@ the stored response; pending, it waits and looks again; gone (the first call fai
 released it) or expired (its server died), it claims it and runs the call itself. The
 records live in the database, so this holds across any number of server processes.
 
-A new id, the common case, is claimed by one INSERT ... ON CONFLICT DO NOTHING (on
-PostgreSQL on the event loop, one round trip); only an id seen before takes the transaction
-that reads its record.
+A new id, the common case, is claimed by one INSERT ... ON CONFLICT DO NOTHING, committed
+with its batch (one round trip on PostgreSQL); only an id seen before reads its record.
 """
 
 from __future__ import annotations
@@ -17,20 +16,11 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-
-import psycopg
-from sqlalchemy import Connection, and_, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql import Insert
 
 from memori_server.errors import RequestIdReused
+from memori_server.storage import statements as sql
 from memori_server.storage.database import Database
-from memori_server.storage.point_reads import CompiledStatement, FastPathUnavailable
-from memori_server.storage.tables import completion_requests
-
-PENDING = "pending"
-DONE = "done"
+from memori_server.storage.units import Fetch, Op, Unit, Work, ops
 
 
 class ClaimState(enum.Enum):
@@ -49,142 +39,64 @@ class Claim:
     response: str | None = None
 
 
-_CLAIM_COLUMNS = [
-    "tenant_id",
-    "request_id",
-    "kind",
-    "fingerprint",
-    "state",
-    "create_time",
-    "expire_time",
-]
-
-
-def _claim_new(dialect: str) -> Insert:
-    """The claim of an id no record holds yet; inserts nothing when one does."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(completion_requests)
-        .values({name: bindparam(name) for name in _CLAIM_COLUMNS})
-        .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
-        # Whether it inserted is told by the row it returns: through SQLAlchemy on
-        # PostgreSQL, rowcount is -1 for this statement.
-        .returning(completion_requests.c.request_id)
-    )
-
-
 class IdempotencyStore:
     def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
         self._db = database
+        self._sql = database.statements
         self._clock = clock
-        self._claim_new = _claim_new(database.dialect)
-        self._claim_new_pg = (
-            CompiledStatement(self._claim_new, database.engine.dialect)
-            if database.dialect == "postgresql"
-            else None
-        )
-
-    async def _claimed_on_loop(self, parameters: dict[str, Any]) -> bool | None:
-        """PostgreSQL: the new-id claim in one autocommit round trip, without a thread.
-        None when it did not run (SQLite, or no pooled connection free at once)."""
-        compiled = self._claim_new_pg
-        if compiled is None:
-            return None
-
-        async def work(connection: psycopg.AsyncConnection[Any]) -> bool:
-            cursor = await connection.execute(compiled.sql, compiled.parameters(parameters))
-            return await cursor.fetchone() is not None
-
-        try:
-            return await self._db.on_loop_postgres(work)
-        except FastPathUnavailable:
-            return None
-
-    def _inserted(self, conn: Connection, new: dict[str, Any]) -> bool:
-        return conn.execute(self._claim_new, new).first() is not None
 
     async def claim(
         self, tenant_id: str, request_id: str, kind: str, fingerprint: str, lease_seconds: float
     ) -> Claim:
         now = self._clock()
-        key = and_(
-            completion_requests.c.tenant_id == tenant_id,
-            completion_requests.c.request_id == request_id,
-        )
+        key = {"tenant_id": tenant_id, "request_id": request_id}
         lease = {
+            **key,
             "kind": kind,
             "fingerprint": fingerprint,
-            "state": PENDING,
-            "create_time": now,
+            "now": now,
             "expire_time": now + timedelta(seconds=lease_seconds),
         }
-        new = {"tenant_id": tenant_id, "request_id": request_id, **lease}
-        claimed_on_loop = await self._claimed_on_loop(new)
-        if claimed_on_loop:
-            return Claim(ClaimState.CLAIMED)
 
-        def work(conn: Connection) -> Claim:
-            # The insert already ran when the loop's attempt found a record: read it.
-            if claimed_on_loop is None and self._inserted(conn, new):
+        def unit() -> Unit[Claim]:
+            (inserted,) = yield ops(Op(self._sql.claim_new, lease, Fetch.ONE), commit=True)
+            if inserted is not None:
                 return Claim(ClaimState.CLAIMED)
-            query = select(completion_requests).where(key)
-            if self._db.dialect == "postgresql":
-                query = query.with_for_update()
-            row = conn.execute(query).first()
+            (row,) = yield ops(Op(self._sql.claim_row, key, Fetch.ONE))
             if row is None:  # released between the two statements: try once more
-                claimed = self._inserted(conn, new)
-                return Claim(ClaimState.CLAIMED if claimed else ClaimState.IN_FLIGHT)
+                (again,) = yield ops(Op(self._sql.claim_new, lease, Fetch.ONE), commit=True)
+                return Claim(ClaimState.CLAIMED if again is not None else ClaimState.IN_FLIGHT)
             if row.expire_time <= now:  # its server died: take the claim over
-                taken_over = {**lease, "session_id": None, "response": None}
-                conn.execute(update(completion_requests).where(key).values(**taken_over))
+                yield ops(Op(self._sql.take_over_claim, lease), commit=True)
                 return Claim(ClaimState.CLAIMED)
             if row.kind != kind or row.fingerprint != fingerprint:
                 raise RequestIdReused(request_id)
-            if row.state == DONE:
+            if row.state == sql.DONE:
                 return Claim(ClaimState.DONE, row.session_id, row.response)
             return Claim(ClaimState.IN_FLIGHT)
 
-        return await self._db.write(work, small=True)
+        return await self._db.run(Work(unit, writes=True))
+
+    async def release(self, tenant_id: str, request_id: str) -> None:
+        """Forget a pending claim whose call failed, so a retry runs the request again."""
+        key = {"tenant_id": tenant_id, "request_id": request_id}
+
+        def unit() -> Unit[None]:
+            yield ops(Op(self._sql.release_claim, key), commit=True)
+
+        await self._db.run(Work(unit, writes=True))
 
     async def purge_expired(self) -> int:
         """Delete records past their expiry: finished ones after the TTL, abandoned claims."""
         now = self._clock()
 
-        def work(conn: Connection) -> int:
-            expired = completion_requests.c.expire_time < now
-            return int(conn.execute(delete(completion_requests).where(expired)).rowcount)
-
-        return await self._db.write(work)
-
-    async def release(self, tenant_id: str, request_id: str) -> None:
-        """Forget a pending claim whose call failed, so a retry runs the request again."""
-
-        def work(conn: Connection) -> None:
-            conn.execute(
-                delete(completion_requests).where(
-                    completion_requests.c.tenant_id == tenant_id,
-                    completion_requests.c.request_id == request_id,
-                    completion_requests.c.state == PENDING,
-                )
+        def unit() -> Unit[int]:
+            (purged,) = yield ops(
+                Op(self._sql.purge_requests, {"now": now}, Fetch.ROWCOUNT), commit=True
             )
+            return int(purged)
 
-        await self._db.write(work, small=True)
+        return await self._db.run(Work(unit, writes=True, heavy=True))
 
 
-def mark_done(
-    conn: Connection,
-    tenant_id: str,
-    request_id: str,
-    session_id: str,
-    response: str,
-    expire_time: datetime,
-) -> None:
-    """Inside the transaction that stores the turn: the claim becomes the stored result."""
-    conn.execute(
-        update(completion_requests)
-        .where(
-            completion_requests.c.tenant_id == tenant_id,
-            completion_requests.c.request_id == request_id,
-        )
-        .values(state=DONE, session_id=session_id, response=response, expire_time=expire_time)
-    )
+__all__ = ["Claim", "ClaimState", "IdempotencyStore"]

@@ -35,11 +35,11 @@ def _upgrade(connection: Connection) -> str | None:
 
 async def migrate(database: Database) -> str | None:
     """Upgrade the schema to the newest revision; returns that revision."""
-    return await database.write(_upgrade)
+    return await database.with_connection(_upgrade)
 
 
 async def pending_revision(database: Database) -> str | None:
     """The newest revision when the database lags behind it, else None."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    current = await database.read(_current_revision)
+    current = await database.with_connection(_current_revision)
     return head if current != head else None

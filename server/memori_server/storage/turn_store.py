@@ -1,129 +1,34 @@
-"""The two transactions of a chat call: read the session's context, then store the turn.
+"""A chat call's two units of storage work: read the session's context, then store the turn.
 
 Nothing is written before the upstream has answered: a session that a call would create is
-only created by the transaction that stores its turn, so a failed call leaves no trace.
+only created by the unit that stores its turn, so a failed call leaves no trace. On
+PostgreSQL each is one round trip for an existing session: one statement reads the session,
+its pointer and its newest messages; one pipelined transaction stores the messages, moves
+the pointer and marks the request id done.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import uuid
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select, text
-from sqlalchemy.dialects import postgresql, sqlite
-
 from memori_server.domain import Attribution
 from memori_server.errors import SessionNotFound
-from memori_server.storage import pg_turns
+from memori_server.storage import statements as sql
 from memori_server.storage.database import Database
-from memori_server.storage.idempotency import mark_done
-from memori_server.storage.point_reads import FastPathUnavailable
-from memori_server.storage.records import (
-    Completion,
-    HistoryMessage,
-    NewMessage,
-    SessionRecord,
-    openai_message,
-)
-from memori_server.storage.session_store import (
-    CURRENT_SESSION,
-    SESSION_BY_ID,
-    append_rows,
-    check_owner,
-    insert_session_if_absent,
-    make_current,
-    session_record,
-    utc_now,
-)
-from memori_server.storage.tables import current_sessions, messages, sessions
+from memori_server.storage.records import Completion, HistoryMessage, NewMessage, SessionRecord
+from memori_server.storage.session_store import check_owner, utc_now
+from memori_server.storage.units import ConstraintViolation, Fetch, Op, Unit, Work, ops
 
-# A session by id, and whether it is already its attribution's current session (then the
-# turn's transaction need not rewrite the pointer).
-_SESSION_AND_POINTER = (
-    select(*sessions.c, current_sessions.c.session_id.label("current_id"))
-    .outerjoin(
-        current_sessions,
-        and_(
-            current_sessions.c.tenant_id == sessions.c.tenant_id,
-            current_sessions.c.entity_id == sessions.c.entity_id,
-            current_sessions.c.process_id == sessions.c.process_id,
-        ),
-    )
-    .where(sessions.c.tenant_id == bindparam("tenant_id"), sessions.c.id == bindparam("session_id"))
-)
 HISTORY_BATCH = 256
-# Only the columns a history needs, read through the fast path (`Database.fetch_all`): no
-# thread hand-off, and none of SQLAlchemy's per-row machinery, which cost four times the
-# query itself for a few hundred messages.
-_NEWEST_MESSAGES = (
-    select(
-        messages.c.seq,
-        messages.c.role,
-        messages.c.content,
-        messages.c.content_parts,
-        messages.c.name,
-        messages.c.tool_calls,
-        messages.c.tool_call_id,
-        messages.c.token_count,
-    )
-    .where(
-        messages.c.tenant_id == bindparam("tenant_id"),
-        messages.c.session_id == bindparam("session_id"),
-        messages.c.seq < bindparam("before", type_=messages.c.seq.type),
-    )
-    .order_by(messages.c.seq.desc())
-    .limit(HISTORY_BATCH)
-)
-
-
-def _history_message(row: Any) -> HistoryMessage:
-    _, role, content, parts, name, calls, call_id, tokens = row
-    return HistoryMessage(openai_message(role, content, parts, name, calls, call_id), tokens)
-
-
-HistorySteps = Generator[int, Sequence[Any], tuple[list[HistoryMessage], bool]]
-
-
-def _history_steps(message_count: int, token_budget: int, min_messages: int) -> HistorySteps:
-    """The history read without its I/O: yields the `before` sequence of each batch to
-    read, receives the batch's rows, returns (messages oldest first, from the first one)."""
-    newest_first: list[HistoryMessage] = []
-    used = 0
-    before = message_count + 1
-    while before > 1 and (used <= token_budget or len(newest_first) < min_messages):
-        rows = yield before
-        if not rows:
-            break
-        for row in rows:
-            item = _history_message(row)
-            newest_first.append(item)
-            used += item.token_count
-            before = row[0]
-            if used > token_budget and len(newest_first) >= min_messages:
-                break
-    newest_first.reverse()
-    return newest_first, before <= 1
-
-
-def _drive(
-    steps: HistorySteps, read: Callable[[int], Sequence[Any]]
-) -> tuple[list[HistoryMessage], bool]:
-    """Run `steps` with a blocking `read` of the batch before a sequence number."""
-    try:
-        before = next(steps)
-        while True:
-            before = steps.send(read(before))
-    except StopIteration as done:
-        result: tuple[list[HistoryMessage], bool] = done.value
-        return result
-
-
-_ATTRIBUTION_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# The first read guesses how many messages the token budget holds (chat messages rarely
+# average under 16 tokens), so one round trip usually reads the whole window.
+TOKENS_PER_MESSAGE_GUESS = 16
+MAX_FIRST_WINDOW = 1024
 
 
 def _lock_key(tenant_id: str, attribution: Attribution) -> int:
@@ -134,10 +39,12 @@ def _lock_key(tenant_id: str, attribution: Attribution) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class ChatContext:
+class LoadedSession:
+    """What a chat call knows of its session before the upstream call."""
+
     session_id: str
     record: SessionRecord | None
-    """The session as loaded; None when the storing transaction is to create it."""
+    """The session as loaded; None when the storing unit is to create it."""
     from_current: bool
     """No session id was given: the attribution's current session (or a new one) is used."""
     is_current: bool
@@ -151,8 +58,8 @@ class ChatContext:
 class TurnStore:
     def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
         self._db = database
+        self._sql = database.statements
         self._clock = clock
-        self._dialect: Any = postgresql if database.dialect == "postgresql" else sqlite
 
     async def load(
         self,
@@ -163,178 +70,203 @@ class TurnStore:
         idle_seconds: float,
         token_budget: int,
         min_messages: int,
-        inline: bool = True,
-    ) -> ChatContext:
-        """Resolve the session (never creating it) and read its recent history.
+        heavy: bool = False,
+    ) -> LoadedSession:
+        """Resolve the session (never creating it) and read its newest history: the session
+        row, its pointer and the first window of messages in one statement, more history
+        only when the window did not reach the budget. Each statement stands alone: a turn
+        stored meanwhile is only not seen yet."""
+        window = max(
+            min(token_budget // TOKENS_PER_MESSAGE_GUESS + 1, MAX_FIRST_WINDOW), min_messages + 1
+        )
 
-        Separate autocommit reads: a turn stored between them is only not seen yet.
-        `inline=False` reads the history on the thread path (a large call).
-        """
-        if session_id is not None:
-            row = await self._db.fetch_one(
-                _SESSION_AND_POINTER, {"tenant_id": tenant_id, "session_id": session_id}
+        def unit() -> Unit[LoadedSession]:
+            if session_id is not None:
+                (rows,) = yield ops(
+                    Op(
+                        self._sql.load_by_id,
+                        {"tenant_id": tenant_id, "session_id": session_id, "window": window},
+                        Fetch.ALL,
+                    ),
+                    commit=True,
+                )
+            else:
+                (rows,) = yield ops(
+                    Op(
+                        self._sql.load_current,
+                        {
+                            "tenant_id": tenant_id,
+                            "entity_id": attribution.entity_id,
+                            "process_id": attribution.process_id,
+                            "active_since": self._clock() - timedelta(seconds=idle_seconds),
+                            "window": window,
+                        },
+                        Fetch.ALL,
+                    ),
+                    commit=True,
+                )
+            if not rows:
+                return LoadedSession(
+                    session_id=session_id or str(uuid.uuid4()),
+                    record=None,
+                    from_current=session_id is None,
+                    is_current=False,
+                    history=[],
+                    from_session_start=True,
+                )
+            head = rows[0]
+            check_owner(head, attribution)
+            history, from_start = yield from self._history(
+                tenant_id,
+                head,
+                [row for row in rows if row.seq is not None],
+                token_budget,
+                min_messages,
             )
-            if row is not None:
-                check_owner(row, attribution)
-            is_current = row is not None and row.current_id == row.id
-        else:
-            row = await self._db.fetch_one(
-                CURRENT_SESSION,
-                {
-                    "tenant_id": tenant_id,
-                    "entity_id": attribution.entity_id,
-                    "process_id": attribution.process_id,
-                    "active_since": self._clock() - timedelta(seconds=idle_seconds),
-                },
-            )
-            is_current = row is not None
-        if row is None:
-            return ChatContext(
-                session_id=session_id or str(uuid.uuid4()),
-                record=None,
+            return LoadedSession(
+                session_id=head.id,
+                record=sql.session_record(head),
                 from_current=session_id is None,
-                is_current=False,
-                history=[],
-                from_session_start=True,
+                is_current=head.current_id == head.id,
+                history=history,
+                from_session_start=from_start,
             )
-        history, from_start = await self._history(
-            tenant_id, row.id, row.message_count, token_budget, min_messages, inline
-        )
-        return ChatContext(
-            session_id=row.id,
-            record=session_record(row),
-            from_current=session_id is None,
-            is_current=is_current,
-            history=history,
-            from_session_start=from_start,
-        )
 
-    async def _history(
+        return await self._db.run(Work(unit, writes=False, heavy=heavy))
+
+    def _history(
         self,
         tenant_id: str,
-        session_id: str,
-        message_count: int,
+        session: Any,
+        first: Sequence[Any],
         token_budget: int,
         min_messages: int,
-        inline: bool,
-    ) -> tuple[list[HistoryMessage], bool]:
-        """Newest messages until the budget is exceeded and `min_messages` are loaded;
-        returns them oldest first, and whether they start at the session's first message.
-
-        Inline: batches through the fast read path, converted here. Otherwise the whole read
-        and its conversion run on the thread path, so a large history never holds the loop.
-        """
-        key = {"tenant_id": tenant_id, "session_id": session_id}
-        steps = _history_steps(message_count, token_budget, min_messages)
-        if not inline:
-
-            def read(conn: Connection) -> tuple[list[HistoryMessage], bool]:
-                return _drive(
-                    steps,
-                    lambda before: conn.execute(_NEWEST_MESSAGES, {**key, "before": before}).all(),
+    ) -> Unit[tuple[list[HistoryMessage], bool]]:
+        """Newest messages until the budget is exceeded and `min_messages` are loaded,
+        starting with `first` (newest first), reading older batches as needed; returns them
+        oldest first, and whether they start at the session's first message."""
+        newest_first: list[HistoryMessage] = []
+        used = 0
+        before = session.message_count + 1
+        rows = first
+        while rows:
+            for row in rows:
+                item = sql.history_message(row)
+                newest_first.append(item)
+                used += item.token_count
+                before = row.seq
+                if used > token_budget and len(newest_first) >= min_messages:
+                    rows = []
+                    break
+            else:
+                if before <= 1:
+                    break
+                (rows,) = yield ops(
+                    Op(
+                        self._sql.history_before,
+                        {
+                            "tenant_id": tenant_id,
+                            "session_id": session.id,
+                            "before": before,
+                            "limit": HISTORY_BATCH,
+                        },
+                        Fetch.ALL,
+                    ),
+                    commit=True,
                 )
+        newest_first.reverse()
+        return newest_first, before <= 1
 
-            return await self._db.read_autocommit(read)
-        try:
-            before = next(steps)
-            while True:
-                rows = await self._db.fetch_all(_NEWEST_MESSAGES, {**key, "before": before})
-                before = steps.send(rows)
-        except StopIteration as done:
-            result: tuple[list[HistoryMessage], bool] = done.value
-            return result
-
-    def _ensure_session(
+    async def store_turn(
         self,
-        conn: Connection,
         tenant_id: str,
         attribution: Attribution,
-        context: ChatContext,
+        loaded: LoadedSession,
+        turn: Sequence[NewMessage],
+        *,
         idle_seconds: float,
-        now: datetime,
-    ) -> str:
-        """The session to store into, created now when the call started a new one."""
-        if context.record is not None:
-            return context.session_id
-        if context.from_current:
-            # Another call of this attribution may have started a session meanwhile: join it
-            # rather than fork the conversation. PostgreSQL needs a lock for that check to
-            # see the other transaction; SQLite's writers are serialized already.
-            if self._db.dialect == "postgresql":
-                conn.execute(_ATTRIBUTION_LOCK, {"key": _lock_key(tenant_id, attribution)})
-            current = conn.execute(
-                CURRENT_SESSION,
+        completion: Completion | None,
+        heavy: bool = False,
+    ) -> SessionRecord:
+        """One transaction: the session (if new), the turn's messages, the current-session
+        pointer and the request id's stored result; returns the session after the turn."""
+        now = self._clock()
+        messages = list(turn)
+
+        def unit() -> Unit[SessionRecord]:
+            target = loaded.session_id
+            if loaded.record is None and loaded.from_current:
+                joined = yield from self._joined_current(tenant_id, attribution, now, idle_seconds)
+                target = joined or target
+            key = sql.owner(tenant_id, target, attribution)
+            writes: list[Op] = []
+            if loaded.record is None and target == loaded.session_id:
+                writes.append(Op(self._sql.insert_session_if_absent, {**key, "now": now}))
+            counted_at = len(writes)
+            writes += sql.append_ops(self._sql, key, messages, now)
+            if not (loaded.is_current and target == loaded.session_id):
+                writes.append(Op(self._sql.point_current, key))
+            if completion is not None:
+                writes.append(
+                    Op(
+                        self._sql.mark_done,
+                        {
+                            "tenant_id": tenant_id,
+                            "request_id": completion.request_id,
+                            "session_id": target,
+                            "response": completion.response,
+                            "expire_time": completion.expire_time(now),
+                        },
+                    )
+                )
+            try:
+                results = yield ops(*writes, commit=True)
+            except ConstraintViolation:
+                # No session to number the messages from: deleted meanwhile, or another
+                # attribution's session under this id. Nothing was stored; say which.
+                (row,) = yield ops(
+                    Op(
+                        self._sql.session_by_id,
+                        {"tenant_id": tenant_id, "session_id": target},
+                        Fetch.ONE,
+                    ),
+                    commit=True,
+                )
+                if row is not None:
+                    check_owner(row, attribution)
+                raise SessionNotFound(target) from None
+            return sql.session_record(results[counted_at])
+
+        return await self._db.run(Work(unit, writes=True, heavy=heavy))
+
+    def _joined_current(
+        self, tenant_id: str, attribution: Attribution, now: datetime, idle_seconds: float
+    ) -> Unit[str | None]:
+        """The current session another call of this attribution started meanwhile, if any.
+
+        Joining it rather than forking the conversation needs the check to see the other
+        transaction: PostgreSQL takes a per-attribution lock first; SQLite's writers are
+        serialized already (the write lock is held from the unit's start).
+        """
+        checks: list[Op] = []
+        if self._db.dialect == "postgresql":
+            checks.append(
+                Op(self._sql.attribution_lock, {"key": _lock_key(tenant_id, attribution)})
+            )
+        checks.append(
+            Op(
+                self._sql.current_session,
                 {
                     "tenant_id": tenant_id,
                     "entity_id": attribution.entity_id,
                     "process_id": attribution.process_id,
                     "active_since": now - timedelta(seconds=idle_seconds),
                 },
-            ).first()
-            if current is not None:
-                return str(current.id)
-        insert_session_if_absent(
-            conn, self._dialect, tenant_id, attribution, context.session_id, now
+                Fetch.ONE,
+            )
         )
-        row = conn.execute(
-            SESSION_BY_ID, {"tenant_id": tenant_id, "session_id": context.session_id}
-        ).first()
-        if row is None:  # deleted between the insert and this read: store nothing
-            raise SessionNotFound(context.session_id)
-        check_owner(row, attribution)
-        return context.session_id
-
-    async def store_turn(
-        self,
-        tenant_id: str,
-        attribution: Attribution,
-        context: ChatContext,
-        turn: Sequence[NewMessage],
-        *,
-        idle_seconds: float,
-        completion: Completion | None,
-        inline: bool = True,
-    ) -> SessionRecord:
-        """One transaction: the session (if new), the turn's messages, the current-session
-        pointer and the request id's stored result; returns the session after the turn.
-
-        `inline=False`: a large turn, written on the thread path, never on the event loop.
-        """
-        now = self._clock()
-        if context.record is not None and self._db.dialect == "postgresql" and inline:
-            try:
-                return await self._db.on_loop_postgres(
-                    functools.partial(
-                        pg_turns.store_turn,
-                        tenant_id=tenant_id,
-                        attribution=attribution,
-                        session_id=context.session_id,
-                        turn=turn,
-                        now=now,
-                        point_current=not context.is_current,
-                        completion=completion,
-                    )
-                )
-            except FastPathUnavailable:
-                pass
-
-        def work(conn: Connection) -> SessionRecord:
-            target = self._ensure_session(conn, tenant_id, attribution, context, idle_seconds, now)
-            row, _ = append_rows(conn, tenant_id, target, turn, now)
-            if not (context.is_current and target == context.session_id):
-                make_current(conn, self._dialect, tenant_id, attribution, target)
-            if completion is not None:
-                mark_done(
-                    conn,
-                    tenant_id,
-                    completion.request_id,
-                    target,
-                    completion.response,
-                    completion.expire_time(now),
-                )
-            return session_record(row)
-
-        return await self._db.write(work, small=inline)
+        *_, current = yield ops(*checks)
+        return None if current is None else str(current.id)
 
 
-__all__ = ["ChatContext", "TurnStore"]
+__all__ = ["LoadedSession", "TurnStore"]

@@ -1,0 +1,77 @@
+"""A SQLAlchemy Core statement compiled once for one dialect, for drivers to run directly.
+
+SQLAlchemy writes the SQL and knows each column type's conversions; doing that per call
+(building, caching by key, wrapping results) costs more than a short query itself. So each
+statement is compiled once, and every driver (thread, event loop, pipeline) sends the same SQL
+text through the DBAPI driver, converting parameters and rows with SQLAlchemy's own type
+processors.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement, Select
+from sqlalchemy.sql.dml import UpdateBase
+
+Processor = Callable[[Any], Any] | None
+
+
+class CompiledStatement:
+    """SQL text plus the bind conversions of its parameters and the result conversions of
+    its columns (a SELECT's, or a DML statement's RETURNING)."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled: Any = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self._positional = compiled.positional
+        names: Sequence[str] = compiled.positiontup or list(compiled.binds)
+        self._binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names
+        ]
+        # Values the statement carries itself (a LIMIT, say), used unless the call gives one.
+        self._own_values = {name: compiled.binds[name].value for name in names}
+        columns = _result_columns(statement)
+        processors: list[Processor] = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+        self._active = [(index, process) for index, process in enumerate(processors) if process]
+        # Without known columns (a text statement) rows stay plain tuples.
+        self._row: Any = (
+            namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+            if columns
+            else lambda *values: values
+        )
+
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        """The driver's parameters (a list for `?` placeholders, else a dict)."""
+        given = {**self._own_values, **values}
+        converted = [
+            (name, process(given[name]) if process else given[name])
+            for name, process in self._binds
+        ]
+        return [value for _, value in converted] if self._positional else dict(converted)
+
+    def row(self, raw: Sequence[Any] | None) -> Any:
+        """A driver row as a named tuple of converted values (None stays None)."""
+        if raw is None:
+            return None
+        values = list(raw)
+        for index, process in self._active:
+            values[index] = process(values[index])
+        return self._row(*values)
+
+
+def _result_columns(statement: ClauseElement) -> list[Any]:
+    if isinstance(statement, Select):
+        return list(statement.selected_columns)
+    if isinstance(statement, UpdateBase):
+        return list(statement.exported_columns)  # its RETURNING columns, if any
+    return []
+
+
+__all__ = ["CompiledStatement"]

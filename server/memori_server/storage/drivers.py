@@ -1,0 +1,343 @@
+"""Drivers: run a unit's batches on a database connection.
+
+- `run_blocking`: a DBAPI connection (sqlite3 or psycopg), statement after statement. The
+  thread path runs it in a worker thread; SQLite's event-loop path runs it inline on kept-open
+  connections (`SqliteLoopConnections`), since a SQLite statement is a function call.
+- `PostgresLoop`: psycopg's async pool on the event loop, each batch pipelined (one round
+  trip; with `Batch.commit`, the commit rides along).
+
+Every driver runs the same compiled statements and hands the unit the same results: a row
+named tuple (ONE), a list of them (ALL), a row count, or None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy import Engine
+
+from memori_server.storage.units import Batch, ConstraintViolation, Fetch, Op, Unit, Work
+
+T = TypeVar("T")
+FAST_PATH_WAIT = 0.2  # seconds to wait for a pooled connection before taking the thread path
+_INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+class FastPathUnavailable(Exception):
+    """The event-loop path cannot run the unit now (nothing was sent); take the thread path."""
+
+
+class Transactions(Protocol):
+    """How a DBAPI connection begins, commits and rolls back (SQLite's are explicit)."""
+
+    def begin(self, connection: Any, writes: bool) -> None: ...
+
+    def commit(self, connection: Any) -> None: ...
+
+    def rollback(self, connection: Any) -> None: ...
+
+
+class SqliteTransactions:
+    """SQLite connections run in autocommit (isolation_level None): BEGIN is ours. Writers
+    take the write lock up front (IMMEDIATE), so they queue instead of failing midway."""
+
+    def begin(self, connection: Any, writes: bool) -> None:
+        connection.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+    def commit(self, connection: Any) -> None:
+        connection.execute("COMMIT")
+
+    def rollback(self, connection: Any) -> None:
+        connection.execute("ROLLBACK")
+
+
+class PsycopgTransactions:
+    """psycopg begins implicitly; committing ends the transaction."""
+
+    def begin(self, connection: Any, writes: bool) -> None:
+        del connection, writes
+
+    def commit(self, connection: Any) -> None:
+        connection.commit()
+
+    def rollback(self, connection: Any) -> None:
+        connection.rollback()
+
+
+class _Finished:
+    """The value a unit returned."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+Step = Batch | _Finished
+
+
+def _first(unit: Unit[T]) -> Step:
+    try:
+        return next(unit)
+    except StopIteration as done:
+        return _Finished(done.value)
+
+
+def _throw(unit: Unit[T], error: Exception) -> Step:
+    try:
+        return unit.throw(error)
+    except StopIteration as done:
+        return _Finished(done.value)
+
+
+def _send(unit: Unit[T], results: list[Any]) -> Step:
+    try:
+        return unit.send(results)
+    except StopIteration as done:
+        return _Finished(done.value)
+
+
+def _execute_blocking(cursor: Any, op: Op) -> Any:
+    statement = op.statement
+    if op.many:
+        rows: Sequence[Any] = op.params  # type: ignore[assignment]
+        cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
+    else:
+        cursor.execute(statement.sql, statement.parameters(op.params))  # type: ignore[arg-type]
+    if op.fetch is Fetch.ONE:
+        return statement.row(cursor.fetchone())
+    if op.fetch is Fetch.ALL:
+        return [statement.row(raw) for raw in cursor.fetchall()]
+    if op.fetch is Fetch.ROWCOUNT:
+        return cursor.rowcount
+    return None
+
+
+def _execute_batch(connection: Any, batch: Batch) -> list[Any]:
+    cursor = connection.cursor()
+    try:
+        return [_execute_blocking(cursor, op) for op in batch.ops]
+    finally:
+        cursor.close()
+
+
+def run_blocking(connection: Any, transactions: Transactions, work: Work[T]) -> T:
+    """Run `work` on a DBAPI connection; returns the unit's result.
+
+    A write unit is one transaction, committed when the unit returns: nothing is committed
+    before, so a unit that fails midway, or gives up its fast path, leaves no trace. (After
+    a constraint violation the unit may go on, in a new transaction.) A read batch that
+    commits runs without a transaction, each statement on its own.
+    """
+    unit = work.start()
+    step = _first(unit)
+    in_transaction = False
+    try:
+        while isinstance(step, Batch):
+            if not in_transaction and (work.writes or not step.commit):
+                transactions.begin(connection, work.writes)
+                in_transaction = True
+            try:
+                results = _execute_batch(connection, step)
+            except _INTEGRITY_ERRORS as error:
+                transactions.rollback(connection)
+                in_transaction = False
+                step = _throw(unit, ConstraintViolation(str(error)))
+                continue
+            if in_transaction and not work.writes and step.commit:
+                transactions.commit(connection)  # a read's snapshot ends with its batch
+                in_transaction = False
+            step = _send(unit, results)
+        if in_transaction:
+            transactions.commit(connection)
+            in_transaction = False
+        return step.value  # type: ignore[no-any-return]
+    finally:
+        if in_transaction:
+            with contextlib.suppress(Exception):
+                transactions.rollback(connection)
+
+
+class SqliteLoopConnections:
+    """Two kept-open SQLite connections the event loop uses directly.
+
+    Reads: WAL readers never wait for writers, so a read never blocks the loop. Writes: this
+    connection's busy timeout is zero, so when another connection (a worker thread, another
+    process) holds the write lock, BEGIN IMMEDIATE fails at once and the unit takes the
+    thread path, which waits there. A small write transaction takes a fraction of a
+    millisecond, less than handing it to a thread.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._reader: Any = None
+        self._writer: Any = None
+        self._transactions = SqliteTransactions()
+
+    def run(self, work: Work[T]) -> T:
+        if work.writes:
+            return self._run_write(work)
+        if self._reader is None:
+            self._reader = self._engine.raw_connection()
+        try:
+            return run_blocking(self._reader, self._transactions, work)
+        except sqlite3.OperationalError:
+            self._reader = self._drop(self._reader)
+            raise
+
+    def _run_write(self, work: Work[T]) -> T:
+        if self._writer is None:
+            writer = self._engine.raw_connection()
+            writer.execute("PRAGMA busy_timeout=0")
+            self._writer = writer
+        try:
+            return run_blocking(self._writer, self._transactions, work)
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error) or "busy" in str(error):
+                # BEGIN IMMEDIATE found the lock taken (the unit holds it from then on):
+                # nothing was written, and the thread path waits for the lock instead.
+                raise FastPathUnavailable("the SQLite write lock is held") from error
+            self._writer = self._drop(self._writer)
+            raise
+
+    @staticmethod
+    def _drop(connection: Any) -> None:
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+
+    def close(self) -> None:
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+        self._reader = self._writer = None
+
+
+class PostgresLoop:
+    """psycopg's async pool (autocommit connections) on the event loop, batches pipelined."""
+
+    def __init__(self, conninfo: str, pool_size: int) -> None:
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=10,
+            kwargs={"autocommit": True},
+        )
+        self._opened = False
+        self._checks: set[asyncio.Task[None]] = set()
+
+    async def run(self, work: Work[T]) -> T:
+        try:
+            if not self._opened:
+                await self._pool.open(wait=False)
+                self._opened = True
+            connection = await self._pool.getconn(timeout=FAST_PATH_WAIT)
+        except (psycopg.OperationalError, PoolTimeout, OSError) as error:
+            self._check_soon()
+            raise FastPathUnavailable(str(error)) from error
+        try:
+            return await _run_pipelined(connection, work)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            self._check_soon()  # idle connections die with a database restart: drop them
+            raise
+        finally:
+            await self._pool.putconn(connection)
+
+    def _check_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._pool.check())
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def close(self) -> None:
+        if self._opened:
+            await self._pool.close()
+            self._opened = False
+
+
+async def _queue(connection: psycopg.AsyncConnection[Any], op: Op) -> psycopg.AsyncCursor[Any]:
+    statement = op.statement
+    cursor = connection.cursor()
+    if op.many:
+        rows: Sequence[Any] = op.params  # type: ignore[assignment]
+        await cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
+    else:
+        await cursor.execute(statement.sql, statement.parameters(op.params))  # type: ignore[arg-type]
+    return cursor
+
+
+async def _fetch(cursor: psycopg.AsyncCursor[Any], op: Op) -> Any:
+    statement = op.statement
+    if op.fetch is Fetch.ONE:
+        return statement.row(await cursor.fetchone())
+    if op.fetch is Fetch.ALL:
+        return [statement.row(raw) for raw in await cursor.fetchall()]
+    if op.fetch is Fetch.ROWCOUNT:
+        return cursor.rowcount
+    return None
+
+
+async def _run_pipelined(connection: psycopg.AsyncConnection[Any], work: Work[T]) -> T:
+    """Run `work` with each batch pipelined: one round trip per batch, the commit included
+    when the batch says so (a later batch then runs in a new transaction)."""
+    unit = work.start()
+    step = _first(unit)
+    in_transaction = False
+    async with connection.pipeline() as pipeline:
+        try:
+            while isinstance(step, Batch):
+                if not in_transaction and (work.writes or not step.commit):
+                    await connection.execute(b"BEGIN")
+                    in_transaction = True
+                try:
+                    cursors = [await _queue(connection, op) for op in step.ops]
+                    if step.commit and in_transaction:
+                        await connection.execute(b"COMMIT")
+                        in_transaction = False
+                    await pipeline.sync()
+                    results = [
+                        await _fetch(cursor, op)
+                        for cursor, op in zip(cursors, step.ops, strict=True)
+                    ]
+                except psycopg.IntegrityError as error:
+                    in_transaction = await _rolled_back(connection, pipeline)
+                    step = _throw(unit, ConstraintViolation(str(error)))
+                    continue
+                step = _send(unit, results)
+            if in_transaction:
+                await connection.execute(b"COMMIT")
+                await pipeline.sync()
+                in_transaction = False
+            return step.value  # type: ignore[no-any-return]
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await _rolled_back(connection, pipeline)
+            raise
+
+
+async def _rolled_back(connection: psycopg.AsyncConnection[Any], pipeline: Any) -> bool:
+    """End a failed or abandoned transaction, if the server still has one; returns False.
+
+    After an error in a pipeline the server skips what follows, a queued COMMIT included,
+    so the transaction may still be open (aborted) even when we queued its end.
+    """
+    if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        await connection.execute(b"ROLLBACK")
+        await pipeline.sync()
+    return False
+
+
+__all__ = [
+    "FAST_PATH_WAIT",
+    "FastPathUnavailable",
+    "PostgresLoop",
+    "PsycopgTransactions",
+    "SqliteLoopConnections",
+    "SqliteTransactions",
+    "run_blocking",
+]

@@ -1,0 +1,75 @@
+"""A transaction written once, without I/O: a generator of statement batches.
+
+Each store method builds a unit: a generator that yields a `Batch` of operations, receives
+their results, decides, yields the next batch or returns its result. Drivers run units (a
+worker thread, SQLite on the event loop, psycopg's pipeline on the event loop), so a
+transaction's logic exists once however it is executed, the way h11 keeps HTTP apart from
+sockets. A batch goes to the database in one round trip where the driver can pipeline.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from memori_server.storage.compiled import CompiledStatement
+
+T = TypeVar("T")
+
+
+class Fetch(enum.Enum):
+    """What an operation's result is: nothing, its first row, all rows, or the row count."""
+
+    NONE = "none"
+    ONE = "one"
+    ALL = "all"
+    ROWCOUNT = "rowcount"
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    statement: CompiledStatement
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    """One parameter set, or a sequence of them to execute the statement for each (many)."""
+    fetch: Fetch = Fetch.NONE
+
+    @property
+    def many(self) -> bool:
+        return not isinstance(self.params, Mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    ops: tuple[Op, ...]
+    commit: bool = False
+    """Commit together with this batch, before the unit sees the results (one round trip on
+    PostgreSQL). Only for batches whose every outcome may be committed; a later batch of the
+    unit runs in a new transaction."""
+
+
+Unit = Generator[Batch, list[Any], T]
+
+
+class ConstraintViolation(Exception):
+    """A statement broke a constraint (its transaction is rolled back); thrown into the
+    unit, which says what that means (a session deleted meanwhile, say)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Work(Generic[T]):
+    """A unit of storage work and what decides where it runs (see `execution`)."""
+
+    start: Callable[[], Unit[T]]
+    """Makes the unit; called again if a fast path gives up before running anything."""
+    writes: bool
+    heavy: bool = False
+    """Large: many rows or a slow statement, so it never runs on the event loop."""
+
+
+def ops(*items: Op, commit: bool = False) -> Batch:
+    return Batch(tuple(items), commit)
+
+
+__all__ = ["Batch", "ConstraintViolation", "Fetch", "Op", "Unit", "Work", "ops"]
