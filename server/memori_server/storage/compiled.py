@@ -42,7 +42,7 @@ class CompiledStatement:
         self._active = [(index, process) for index, process in enumerate(processors) if process]
         # Without known columns (a text statement) rows stay plain tuples.
         self._row: Any = (
-            namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+            namedtuple("Row", [column.key for column in columns])
             if columns
             else lambda *values: values
         )
