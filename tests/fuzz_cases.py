@@ -99,6 +99,7 @@ LIST_MESSAGES = rpc_named("SessionService.ListMessages")
 LIST = rpc_named("SessionService.List")
 GET = rpc_named("SessionService.Get")
 COMPLETE = rpc_named("ChatService.Complete")
+STREAM_COMPLETE = rpc_named("ChatService.StreamComplete")
 TOKEN_RPCS = (LIST, LIST_MESSAGES)
 CHAT_RPCS = tuple(rpc for rpc in MEMORI_RPCS if rpc.path.startswith("/memori.v1.ChatService/"))
 

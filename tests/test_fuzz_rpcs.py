@@ -18,18 +18,25 @@ import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import pytest
 from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import strategies as st
-from memori_proto.v1.common_pb2 import Attribution
+from memori_proto.v1 import chat_pb2, common_pb2, session_pb2
 
 from bench import fuzz
-from standin_upstream import StandinThread
+from standin_upstream import Behaviour, StandinThread
 from tests.fuzz_cases import (
+    COMPLETE,
     FAMILIES,
     GET,
+    HEALTH_CHECK,
+    LIST_MESSAGES,
+    NEVER,
+    REFLECTION_RPCS,
+    STREAM_COMPLETE,
     TOKEN_RPCS,
     Fuzzer,
     Outcome,
@@ -38,7 +45,7 @@ from tests.fuzz_cases import (
     harvest,
     serving_problems,
 )
-from tests.fuzz_strategies import Owner, Pool
+from tests.fuzz_strategies import MODEL, Owner, Pool, encode_token, struct_of
 
 # Examples per RPC in each family (each example is one case: one call, or for upstream
 # replies the chat call plus Get and every ListMessages page of its session).
@@ -99,6 +106,86 @@ def test_no_input_ends_internal_or_unknown(
     assert not problems, problems
 
 
+_HI = common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="hi")
+_INFINITE_PART = common_pb2.ChatMessage(
+    role=common_pb2.ROLE_USER, content_parts=[struct_of({"type": "text", "n": float("inf")})]
+)
+_OWNER = common_pb2.Attribution(entity_id="fuzz-found", process_id="fuzz")
+_DEEP = "[" * 100_000 + "1" + "]" * 100_000
+
+
+def _chat(rpc: Rpc, message: common_pb2.ChatMessage = _HI, **fields: Any) -> bytes:
+    request = chat_pb2.ChatCompletionRequest(model=MODEL, messages=[message], **fields)
+    return rpc.request_type(attribution=_OWNER, request=request).SerializeToString()
+
+
+def _messages_page(token: str) -> bytes:
+    request = session_pb2.ListMessagesRequest(session_id=str(uuid.uuid4()), page_token=token)
+    return request.SerializeToString()
+
+
+_UTF16 = "application/json; charset=utf-16"
+# Each INTERNAL/UNKNOWN the fuzz found (and issue 10's), reduced by hand: sent every run.
+FOUND = [
+    pytest.param(HEALTH_CHECK, b"\x00", None, id="health-check-bytes"),
+    pytest.param(REFLECTION_RPCS[0], b"\x00", None, id="reflection-bytes"),
+    pytest.param(LIST_MESSAGES, _messages_page(encode_token(_DEEP)), None, id="deep-page-token"),
+    pytest.param(
+        LIST_MESSAGES,
+        _messages_page("eyJ2IjogMSwgImsiOiAibWVzc2FnZXMiLCAicCI6IHsicyI6IDF9fQ"),
+        None,
+        id="page-token-without-f",
+    ),
+    pytest.param(COMPLETE, _chat(COMPLETE, extra_json=_DEEP), None, id="deep-extra-json"),
+    pytest.param(COMPLETE, _chat(COMPLETE, _INFINITE_PART), None, id="infinite-struct-number"),
+    pytest.param(
+        COMPLETE,
+        _chat(COMPLETE, common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="a\x00b")),
+        None,
+        id="nul",
+    ),
+    pytest.param(
+        COMPLETE, _chat(COMPLETE), {"raw": {"body": "null", "content_type": _UTF16}}, id="charset"
+    ),
+    pytest.param(
+        STREAM_COMPLETE,
+        _chat(STREAM_COMPLETE),
+        {"raw": {"body": "data: {}\n\n", "content_type": "text/event-stream; charset=utf-16"}},
+        id="stream-charset",
+    ),
+    pytest.param(
+        COMPLETE,
+        _chat(COMPLETE),
+        {"fail": {"status": 429, "retry_after": float("inf")}},
+        id="infinite-retry-after",
+    ),
+    pytest.param(
+        COMPLETE,
+        _chat(COMPLETE),
+        {"fail": {"status": 404, "message": "\ud800"}},
+        id="upstream-message-surrogate",
+    ),
+    pytest.param(
+        STREAM_COMPLETE,
+        _chat(STREAM_COMPLETE),
+        {"fail": {"status": 400, "message": "\udc80\udc80"}},
+        id="stream-upstream-message-surrogate",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rpc", "payload", "behaviour"), FOUND)
+def test_what_the_fuzz_found_stays_fixed(
+    fuzzer: Fuzzer, upstream: StandinThread, rpc: Rpc, payload: bytes, behaviour: Behaviour | None
+) -> None:
+    upstream.clear()
+    if behaviour is not None:
+        upstream.script(behaviour)
+    code, details, _ = fuzzer.send(rpc, payload)
+    upstream.clear()
+    assert code not in NEVER, details
+
+
 def _internal(_request: bytes, context: grpc.ServicerContext) -> bytes:
     context.abort(grpc.StatusCode.INTERNAL, "a bug")
     raise AssertionError("unreachable: abort raises")
@@ -117,7 +204,7 @@ def test_a_call_answered_internal_is_caught_with_its_request(upstream: StandinTh
     )
     port = broken.add_insecure_port("127.0.0.1:0")
     broken.start()
-    owner = Owner(Attribution(entity_id="user-1"), (str(uuid.uuid4()),))
+    owner = Owner(common_pb2.Attribution(entity_id="user-1"), (str(uuid.uuid4()),))
     outcomes: list[Outcome] = []
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
