@@ -50,6 +50,17 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield from _postgres_or_skip()
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def fresh_module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A new, empty database of each backend for one test module."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path_factory.mktemp("module-sqlite"))
+    else:
+        yield from _postgres_or_skip()
+
+
 @pytest.fixture
 def fresh_postgres_url() -> Iterator[str]:
     """A new, empty PostgreSQL database for one test; skipped without one configured."""
@@ -76,11 +87,40 @@ def upstream() -> Iterator[StandinThread]:
         yield running
 
 
+STORAGE_PATHS = ("fast", "threads")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules marked `both_storage_paths` run against a server whose storage takes its fast
+    paths (event loop) and one whose every unit takes the thread path; others only the
+    former, the server's default."""
+    if "storage_path" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_storage_paths") is not None
+        metafunc.parametrize(
+            "storage_path",
+            STORAGE_PATHS if both else STORAGE_PATHS[:1],
+            indirect=True,
+            scope="session",
+        )
+
+
 @pytest.fixture(scope="session")
-def server(database_url: str, upstream: StandinThread) -> Iterator[InProcessServer]:
+def storage_path(request: pytest.FixtureRequest) -> str:
+    """Which paths the shared server's storage takes: "fast" (the default) or "threads"."""
+    path: str = request.param
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(
+    database_url: str, storage_path: str, upstream: StandinThread
+) -> Iterator[InProcessServer]:
     # An operator-allowed vendor parameter, so tests can show extra_body passing through.
     settings = make_settings(
-        database_url, upstream_base_url=upstream.base_url, extra_parameters=VENDOR_PARAMETER
+        database_url,
+        upstream_base_url=upstream.base_url,
+        extra_parameters=VENDOR_PARAMETER,
+        database_fast_paths=storage_path == "fast",
     )
     running = InProcessServer(settings)
     yield running

@@ -9,12 +9,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import pytest
 from memori_proto.v1 import chat_pb2, chat_pb2_grpc, session_pb2, session_pb2_grpc
 
 from standin_upstream import StandinThread
 from tests.chat_calls import chat_request, complete, open_stream, stored, stream, user
 from tests.factories import attribution, new_id
 from tests.rpc_errors import call_fails
+
+pytestmark = pytest.mark.both_storage_paths  # storage fast paths on and off
 
 
 def test_fifty_concurrent_calls_on_one_session_store_one_hundred_messages_in_order(

@@ -24,6 +24,8 @@ from tests.conftest import make_settings
 from tests.factories import attribution, new_id
 from tests.in_process import InProcessServer
 
+pytestmark = pytest.mark.both_storage_paths  # storage fast paths on and off
+
 
 def test_a_fact_told_in_a_session_reaches_the_next_call(
     chat: chat_pb2_grpc.ChatServiceStub,

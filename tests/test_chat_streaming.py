@@ -22,6 +22,8 @@ from tests.chat_calls import (
 from tests.factories import attribution, new_id
 from tests.rpc_errors import CallFailed
 
+pytestmark = pytest.mark.both_storage_paths  # storage fast paths on and off
+
 
 def test_a_stream_relays_every_chunk_and_stores_the_turn(
     chat: chat_pb2_grpc.ChatServiceStub,

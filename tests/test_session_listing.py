@@ -16,6 +16,8 @@ from tests.factories import attribution, new_id
 from tests.in_process import InProcessServer
 from tests.rpc_errors import call_fails
 
+pytestmark = pytest.mark.both_storage_paths  # storage fast paths on and off
+
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -14,6 +14,8 @@ from memori_proto.v1.session_pb2_grpc import SessionServiceStub
 from tests.factories import attribution, new_id
 from tests.rpc_errors import call_fails
 
+pytestmark = pytest.mark.both_storage_paths  # storage fast paths on and off
+
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 

@@ -20,6 +20,8 @@ from tests.factories import new_id
 from tests.in_process import InProcessServer
 from tests.rpc_errors import call_fails
 
+pytestmark = pytest.mark.both_storage_paths  # storage fast paths on and off
+
 
 def store_of(server: InProcessServer) -> SessionStore:
     assert server.server.store is not None

@@ -1,0 +1,157 @@
+"""TurnStore alone, on each database and each storage path (fast and thread), no server:
+the read of a chat call's context and the unit that stores its turn."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from memori_server.domain import Attribution
+from memori_server.errors import AttributionMismatch, SessionNotFound
+from memori_server.storage.idempotency import ClaimState
+from memori_server.storage.records import Completion, NewMessage
+
+from tests.storage_support import Stores
+
+TENANT = "default"
+IDLE = 86400.0
+
+
+@pytest.fixture(scope="module", params=["fast", "threads"])
+def stores(request: pytest.FixtureRequest, fresh_module_database_url: str) -> Iterator[Stores]:
+    opened = Stores(fresh_module_database_url, fast_paths=request.param == "fast")
+    yield opened
+    opened.close()
+
+
+def who() -> Attribution:
+    return Attribution(entity_id=f"user-{uuid.uuid4().hex[:8]}", process_id="agent")
+
+
+def turn(*texts: str) -> list[NewMessage]:
+    roles = ("user", "assistant")
+    return [NewMessage(roles[n % 2], text, token_count=10) for n, text in enumerate(texts)]
+
+
+def load(stores: Stores, owner: Attribution, session_id: str | None, budget: int = 8000) -> Any:
+    return stores.run(
+        stores.turns.load(
+            TENANT, owner, session_id, idle_seconds=IDLE, token_budget=budget, min_messages=1
+        )
+    )
+
+
+def store(stores: Stores, owner: Attribution, loaded: Any, messages: list[NewMessage]) -> Any:
+    return stores.run(
+        stores.turns.store_turn(TENANT, owner, loaded, messages, idle_seconds=IDLE, completion=None)
+    )
+
+
+def test_an_unknown_session_is_created_only_by_the_stored_turn(stores: Stores) -> None:
+    owner, session_id = who(), str(uuid.uuid4())
+    loaded = load(stores, owner, session_id)
+    assert loaded.record is None
+    assert loaded.history == []
+    with pytest.raises(SessionNotFound):
+        stores.run(stores.sessions.get(TENANT, session_id))  # the read wrote nothing
+    record = store(stores, owner, loaded, turn("hi", "hello"))
+    assert (record.id, record.message_count) == (session_id, 2)
+    current = stores.run(stores.sessions.get_current(TENANT, owner, IDLE))
+    assert current.id == session_id
+
+
+def test_history_comes_back_oldest_first_and_whole_turns_are_numbered_in_order(
+    stores: Stores,
+) -> None:
+    owner = who()
+    loaded = load(stores, owner, None)
+    first = store(stores, owner, loaded, turn("q1", "a1"))
+    loaded = load(stores, owner, None)  # the attribution's current session now
+    assert loaded.session_id == first.id
+    assert loaded.is_current
+    store(stores, owner, loaded, turn("q2", "a2"))
+    again = load(stores, owner, first.id)
+    assert [m.message["content"] for m in again.history] == ["q1", "a1", "q2", "a2"]
+    assert again.from_session_start
+    page, _ = stores.run(
+        stores.sessions.list_messages(TENANT, first.id, owner, after_sequence=0, limit=10)
+    )
+    assert [(m.sequence, m.message.content) for m in page] == [
+        (1, "q1"),
+        (2, "a1"),
+        (3, "q2"),
+        (4, "a2"),
+    ]
+
+
+def test_a_long_history_is_read_in_more_batches_up_to_the_budget(stores: Stores) -> None:
+    owner, session_id = who(), str(uuid.uuid4())
+    stores.run(stores.sessions.set(TENANT, owner, session_id))
+    stores.run(
+        stores.sessions.append_messages(TENANT, session_id, turn(*(f"m{n}" for n in range(1400))))
+    )
+    # 10 tokens each: a budget of 9000 needs about 900 messages, more than the first window.
+    loaded = load(stores, owner, session_id, budget=9000)
+    contents = [m.message["content"] for m in loaded.history]
+    assert contents[-1] == "m1399"
+    assert 900 <= len(contents) <= 902
+    assert contents == [f"m{n}" for n in range(1400 - len(contents), 1400)]
+    assert not loaded.from_session_start
+    everything = load(stores, owner, session_id, budget=100_000)
+    assert len(everything.history) == 1400
+    assert everything.from_session_start
+
+
+def test_two_first_calls_of_an_attribution_join_one_session(stores: Stores) -> None:
+    owner = who()
+    first, second = load(stores, owner, None), load(stores, owner, None)
+    assert first.session_id != second.session_id  # neither exists yet
+    one = store(stores, owner, first, turn("a", "b"))
+    two = store(stores, owner, second, turn("c", "d"))
+    assert one.id == two.id
+    assert two.message_count == 4
+
+
+def test_an_id_another_attribution_took_meanwhile_stores_nothing(stores: Stores) -> None:
+    owner, session_id = who(), str(uuid.uuid4())
+    loaded = load(stores, owner, session_id)  # unknown at load time
+    intruder = who()
+    stores.run(stores.sessions.set(TENANT, intruder, session_id))
+    with pytest.raises(AttributionMismatch):
+        store(stores, owner, loaded, turn("x", "y"))
+    assert stores.run(stores.sessions.get(TENANT, session_id)).message_count == 0
+    with pytest.raises(Exception, match="no session active"):
+        stores.run(stores.sessions.get_current(TENANT, owner, IDLE))
+
+
+def test_a_session_deleted_between_load_and_store_stores_nothing(stores: Stores) -> None:
+    owner = who()
+    first = store(stores, owner, load(stores, owner, None), turn("a", "b"))
+    loaded = load(stores, owner, first.id)
+    stores.run(stores.sessions.delete(TENANT, first.id))
+    with pytest.raises(SessionNotFound):
+        store(stores, owner, loaded, turn("c", "d"))
+    with pytest.raises(SessionNotFound):
+        stores.run(stores.sessions.get(TENANT, first.id))
+
+
+def test_the_turn_marks_its_request_id_done_in_the_same_transaction(stores: Stores) -> None:
+    owner, request_id = who(), str(uuid.uuid4())
+    claim = stores.run(stores.requests.claim(TENANT, request_id, "complete", "fp", 60))
+    assert claim.state is ClaimState.CLAIMED
+    loaded = load(stores, owner, None)
+    record = stores.run(
+        stores.turns.store_turn(
+            TENANT,
+            owner,
+            loaded,
+            turn("q", "a"),
+            idle_seconds=IDLE,
+            completion=Completion(request_id, '{"id": "x"}', 60),
+        )
+    )
+    replay = stores.run(stores.requests.claim(TENANT, request_id, "complete", "fp", 60))
+    assert replay.state is ClaimState.DONE
+    assert (replay.session_id, replay.response) == (record.id, '{"id": "x"}')
