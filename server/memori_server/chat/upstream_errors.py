@@ -20,6 +20,7 @@ from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
+from memori_server.chat.storable import valid_unicode
 from memori_server.errors import ERROR_DOMAIN, Code, ServiceError
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,9 @@ def _bounded_delay(seconds: float) -> float | None:
 
 
 def _text(value: object) -> str:
-    return "" if value is None else str(value)[:MAX_UPSTREAM_MESSAGE_CHARS]
+    """An upstream's words, short and valid UTF-8 (JSON escapes can spell lone surrogates,
+    which no status message or detail can carry)."""
+    return "" if value is None else valid_unicode(str(value)[:MAX_UPSTREAM_MESSAGE_CHARS])
 
 
 def from_status_error(error: openai.APIStatusError) -> UpstreamError:

@@ -282,9 +282,31 @@ async def _fetch(cursor: psycopg.AsyncCursor[Any], op: Op) -> Any:
     return None
 
 
+async def _run_reads(connection: psycopg.AsyncConnection[Any], work: Work[T]) -> T:
+    """Run a read-only unit: each batch one round trip (pipelined when it has several
+    statements), each statement standing alone (autocommit)."""
+    unit = work.start()
+    step = _first(unit)
+    while isinstance(step, Batch):
+        if len(step.ops) == 1:  # no pipeline to enter and leave for a lone statement
+            op = step.ops[0]
+            results = [await _fetch(await _queue(connection, op), op)]
+        else:
+            async with connection.pipeline() as pipeline:
+                cursors = [await _queue(connection, op) for op in step.ops]
+                await pipeline.sync()
+                results = [
+                    await _fetch(cursor, op) for cursor, op in zip(cursors, step.ops, strict=True)
+                ]
+        step = _send(unit, results)
+    return step.value  # type: ignore[no-any-return]
+
+
 async def _run_pipelined(connection: psycopg.AsyncConnection[Any], work: Work[T]) -> T:
     """Run `work` with each batch pipelined: one round trip per batch, the commit included
     when the batch says so (a later batch then runs in a new transaction)."""
+    if not work.writes:
+        return await _run_reads(connection, work)
     unit = work.start()
     step = _first(unit)
     in_transaction = False
