@@ -19,7 +19,7 @@ from memori_server.config import Settings, parse_listen
 from memori_server.errors import Code, ServiceError
 from memori_server.interception import Behavior, CallInterceptor, StreamBehavior
 from memori_server.rpc_errors import abort_with
-from memori_server.services.tenancy import current_tenant
+from memori_server.services.tenancy import act_for
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DIGEST = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
@@ -162,7 +162,7 @@ class ApiKeyInterceptor(CallInterceptor):
             tenant = self._keys.tenant_for(context.invocation_metadata() or ())
         except Unauthenticated as error:
             await abort_with(context, error)
-        current_tenant.set(tenant)
+        act_for(tenant)
 
     def wrap(self, method: str, behavior: Behavior) -> Behavior:
         async def authenticated(request: Any, context: Any) -> Any:

@@ -35,7 +35,7 @@ from memori_server.errors import SessionNotFound
 from memori_server.offload import offload
 from memori_server.rpc_errors import Context
 from memori_server.services.convert import session_pb
-from memori_server.services.tenancy import tenant_of
+from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
 from memori_server.storage.records import Completion, NewMessage, SessionRecord
 from memori_server.storage.session_store import SessionStore
@@ -161,31 +161,31 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     # -- the two RPCs --------------------------------------------------------------------
 
     async def Complete(  # noqa: N802 (gRPC method names)
-        self, request: chat_pb2.CompleteRequest, context: Context
+        self, request: chat_pb2.CompleteRequest, rpc: Context
     ) -> chat_pb2.CompleteResponse:
-        tenant_id = tenant_of(context)
+        tenant_id = calling_tenant()
         with self._tenants.completion(tenant_id):
             call = await self._prepare(request, tenant_id)
             if call.request_id is not None:
-                claim = await self._claim(call, "complete", context, stream=False)
+                claim = await self._claim(call, "complete", rpc, stream=False)
                 if claim.state is ClaimState.DONE:
                     return await self._replay_complete(call, claim)
-            return await self._releasing_on_failure(call, self._run_complete(call, context))
+            return await self._releasing_on_failure(call, self._run_complete(call, rpc))
 
     async def StreamComplete(  # noqa: N802
-        self, request: chat_pb2.StreamCompleteRequest, context: Context
+        self, request: chat_pb2.StreamCompleteRequest, rpc: Context
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        tenant_id = tenant_of(context)
+        tenant_id = calling_tenant()
         with self._tenants.completion(tenant_id):
             call = await self._prepare(request, tenant_id)
             if call.request_id is not None:
-                claim = await self._claim(call, "stream", context, stream=True)
+                claim = await self._claim(call, "stream", rpc, stream=True)
                 if claim.state is ClaimState.DONE:
                     async for response in self._replay_stream(call, claim):
                         yield response
                     return
             try:
-                async for response in self._run_stream(call, context):
+                async for response in self._run_stream(call, rpc):
                     yield response
             except BaseException:
                 self._release(call)
@@ -204,12 +204,12 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     # -- one call, top to bottom ---------------------------------------------------------
 
-    async def _context(
+    async def _load_and_assemble(
         self, call: PreparedCall, *, stream: bool
     ) -> tuple[LoadedSession, history.Assembly, bytes]:
-        """The session's context, what the upstream gets, and that request body encoded."""
+        """The session with its recent history, what the upstream gets, and that body encoded."""
         settings = self._settings
-        context = await self._turns.load(
+        loaded = await self._turns.load(
             call.tenant_id,
             call.attribution,
             call.session_id,
@@ -218,34 +218,34 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             min_messages=len(call.chat.messages),
             heavy=call.heavy,
         )
-        heavy = call.heavy or len(context.history) > HEAVY_MESSAGES
-        assembly, body = await offload(heavy, self._assemble, call, context, stream)
-        return context, assembly, body
+        heavy = call.heavy or len(loaded.history) > HEAVY_MESSAGES
+        assembly, body = await offload(heavy, self._assemble, call, loaded, stream)
+        return loaded, assembly, body
 
     def _assemble(
-        self, call: PreparedCall, context: LoadedSession, stream: bool
+        self, call: PreparedCall, loaded: LoadedSession, stream: bool
     ) -> tuple[history.Assembly, bytes]:
         assembly = history.assemble(
             call.chat.messages,
-            context.history,
+            loaded.history,
             self._settings.history_token_budget,
-            from_session_start=context.from_session_start,
+            from_session_start=loaded.from_session_start,
         )
         body = {**call.chat.parameters, "messages": assembly.upstream_messages}
         if stream:
             body["stream"] = True
         return assembly, encode_body(body)
 
-    def _timeout(self, context: Context) -> float:
+    def _timeout(self, rpc: Context) -> float:
         """The caller's deadline, a little early, so our own status reaches the caller."""
-        remaining = context.time_remaining()
+        remaining = rpc.time_remaining()
         if remaining is None:
             return self._upstream.default_timeout
         return max(remaining - DEADLINE_MARGIN_SECONDS, 0.001)
 
-    def _stream_limit(self, context: Context) -> float | None:
+    def _stream_limit(self, rpc: Context) -> float | None:
         """How long a stream may run in all: bounded by the server when the caller is not."""
-        return self._settings.max_stream_duration if context.time_remaining() is None else None
+        return self._settings.max_stream_duration if rpc.time_remaining() is None else None
 
     def _turn(
         self, call: PreparedCall, assembly: history.Assembly, reply: dict[str, Any]
@@ -259,7 +259,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _store(
         self,
         call: PreparedCall,
-        context: LoadedSession,
+        loaded: LoadedSession,
         assembly: history.Assembly,
         reply: dict[str, Any],
         response: str,
@@ -275,7 +275,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         return await self._turns.store_turn(
             call.tenant_id,
             call.attribution,
-            context,
+            loaded,
             turn,
             idle_seconds=self._settings.session_idle_timeout,
             completion=completion,
@@ -283,10 +283,10 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         )
 
     async def _run_complete(self, call: PreparedCall, rpc: Context) -> chat_pb2.CompleteResponse:
-        context, assembly, body = await self._context(call, stream=False)
+        loaded, assembly, body = await self._load_and_assemble(call, stream=False)
         text, parsed = await self._upstream.complete(body, self._timeout(rpc))
         completion = completion_pb(parsed)  # checked before anything is stored
-        record = await self._store(call, context, assembly, _choice_zero(parsed), text)
+        record = await self._store(call, loaded, assembly, _choice_zero(parsed), text)
         return chat_pb2.CompleteResponse(
             session=session_pb(record), completion=completion, completion_json=text
         )
@@ -294,8 +294,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _run_stream(
         self, call: PreparedCall, rpc: Context
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        context, assembly, body = await self._context(call, stream=True)
-        yield chat_pb2.StreamCompleteResponse(session=session_pb(self._session(call, context)))
+        loaded, assembly, body = await self._load_and_assemble(call, stream=True)
+        yield chat_pb2.StreamCompleteResponse(session=session_pb(self._session(call, loaded)))
         reply = StreamAssembly()
         received: list[str] = []
         held: list[chat_pb2.StreamCompleteResponse] = []
@@ -312,18 +312,18 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 yield response
         if not reply.finished:
             raise broken_stream("it ended without a finish reason")
-        await self._store(call, context, assembly, reply.reply(), json.dumps(received))
+        await self._store(call, loaded, assembly, reply.reply(), json.dumps(received))
         for response in held:
             yield response
 
     @staticmethod
-    def _session(call: PreparedCall, context: LoadedSession) -> SessionRecord:
+    def _session(call: PreparedCall, loaded: LoadedSession) -> SessionRecord:
         """The session as it stands before the turn; a new one exists once the turn is stored."""
-        if context.record is not None:
-            return context.record
+        if loaded.record is not None:
+            return loaded.record
         now = datetime.now(UTC)
         return SessionRecord(
-            id=context.session_id,
+            id=loaded.session_id,
             tenant_id=call.tenant_id,
             attribution=call.attribution,
             create_time=now,

@@ -8,7 +8,7 @@ from memori_server import page_tokens, validation
 from memori_server.domain import Attribution
 from memori_server.rpc_errors import Context
 from memori_server.services.convert import message_pb, session_pb
-from memori_server.services.tenancy import tenant_of
+from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.session_store import SessionCursor, SessionStore
 from memori_server.validation import Violations
 
@@ -48,33 +48,33 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
         self._idle_seconds = idle_seconds
 
     async def Reset(  # noqa: N802 (gRPC method names)
-        self, request: session_pb2.ResetRequest, context: Context
+        self, request: session_pb2.ResetRequest, rpc: Context
     ) -> session_pb2.ResetResponse:
         violations = Violations()
         attribution = _required_attribution(request, violations)
         violations.raise_if_any()
-        record = await self._store.reset(tenant_of(context), attribution)
+        record = await self._store.reset(calling_tenant(), attribution)
         return session_pb2.ResetResponse(session=session_pb(record))
 
     async def Set(  # noqa: N802
-        self, request: session_pb2.SetRequest, context: Context
+        self, request: session_pb2.SetRequest, rpc: Context
     ) -> session_pb2.SetResponse:
         violations = Violations()
         attribution = _required_attribution(request, violations)
         session_id = validation.session_id(request.session_id, "session_id", violations)
         violations.raise_if_any()
-        record, created = await self._store.set(tenant_of(context), attribution, session_id)
+        record, created = await self._store.set(calling_tenant(), attribution, session_id)
         return session_pb2.SetResponse(session=session_pb(record), created=created)
 
     async def Get(  # noqa: N802
-        self, request: session_pb2.GetRequest, context: Context
+        self, request: session_pb2.GetRequest, rpc: Context
     ) -> session_pb2.GetResponse:
         violations = Violations()
         if request.session_id:
             session_id = validation.session_id(request.session_id, "session_id", violations)
             attribution = _optional_attribution(request, violations)
             violations.raise_if_any()
-            record = await self._store.get(tenant_of(context), session_id, attribution)
+            record = await self._store.get(calling_tenant(), session_id, attribution)
         else:
             if not request.HasField("attribution"):
                 violations.add(
@@ -83,13 +83,11 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
                 )
             current_of = _required_attribution(request, violations)
             violations.raise_if_any()
-            record = await self._store.get_current(
-                tenant_of(context), current_of, self._idle_seconds
-            )
+            record = await self._store.get_current(calling_tenant(), current_of, self._idle_seconds)
         return session_pb2.GetResponse(session=session_pb(record))
 
     async def List(  # noqa: N802
-        self, request: session_pb2.ListRequest, context: Context
+        self, request: session_pb2.ListRequest, rpc: Context
     ) -> session_pb2.ListResponse:
         violations = Violations()
         attribution = _required_attribution(request, violations)
@@ -102,7 +100,7 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
             violations,
         )
         violations.raise_if_any()
-        tenant = tenant_of(context)
+        tenant = calling_tenant()
         # The active_within cutoff is fixed by the first page, so later pages do not shift.
         request_fingerprint = page_tokens.fingerprint(
             tenant,
@@ -146,17 +144,17 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
         )
 
     async def Delete(  # noqa: N802
-        self, request: session_pb2.DeleteRequest, context: Context
+        self, request: session_pb2.DeleteRequest, rpc: Context
     ) -> session_pb2.DeleteResponse:
         violations = Violations()
         session_id = validation.session_id(request.session_id, "session_id", violations)
         attribution = _optional_attribution(request, violations)
         violations.raise_if_any()
-        deleted = await self._store.delete(tenant_of(context), session_id, attribution)
+        deleted = await self._store.delete(calling_tenant(), session_id, attribution)
         return session_pb2.DeleteResponse(deleted_message_count=deleted)
 
     async def ListMessages(  # noqa: N802
-        self, request: session_pb2.ListMessagesRequest, context: Context
+        self, request: session_pb2.ListMessagesRequest, rpc: Context
     ) -> session_pb2.ListMessagesResponse:
         violations = Violations()
         session_id = validation.session_id(request.session_id, "session_id", violations)
@@ -165,7 +163,7 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
             request.page_size, DEFAULT_MESSAGE_PAGE, "page_size", violations
         )
         violations.raise_if_any()
-        tenant = tenant_of(context)
+        tenant = calling_tenant()
         request_fingerprint = page_tokens.fingerprint(tenant, session_id)
         after_sequence = 0
         if request.page_token:

@@ -1,14 +1,22 @@
-"""Which tenant a call acts for: set per call by the API-key interceptor, else the default."""
+"""Which tenant a call acts for: set per call by the API-key interceptor, else the default.
+
+A context variable, so each call's task sees its own tenant; the handler reads it with
+`calling_tenant()` and never trusts anything in the request for it.
+"""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
 
 DEFAULT_TENANT = "default"
-current_tenant: ContextVar[str] = ContextVar("memori_tenant", default=DEFAULT_TENANT)
+_calling_tenant: ContextVar[str] = ContextVar("memori_tenant", default=DEFAULT_TENANT)
 
 
-def tenant_of(context: Any) -> str:
-    del context  # the interceptor resolved the caller's tenant before the handler ran
-    return current_tenant.get()
+def calling_tenant() -> str:
+    """The tenant of the call being handled (its API key's, or the default one)."""
+    return _calling_tenant.get()
+
+
+def act_for(tenant_id: str) -> None:
+    """Make the current call act for `tenant_id` (the API-key interceptor's job)."""
+    _calling_tenant.set(tenant_id)

@@ -1,1 +1,2 @@
-"""Persistence of sessions and messages (SQLAlchemy 2.x async; SQLite or PostgreSQL)."""
+"""Persistence of sessions, messages and request ids: SQLAlchemy Core statements run as
+units of work by drivers on SQLite (embedded) or PostgreSQL (see `database`)."""
