@@ -49,15 +49,28 @@ def _unary(method: MethodDescriptor, behavior: Behavior) -> Behavior:
     return handle
 
 
+async def _mapped(
+    responses: AsyncIterator[Message], context: Context, method: MethodDescriptor
+) -> AsyncIterator[Message]:
+    """A streaming method's responses; what it raises ends the stream with its status."""
+    try:
+        async for response in responses:
+            yield response
+    except grpc.aio.AbortError:
+        raise
+    except Exception as error:
+        await abort_for(error, context, method.full_name)
+
+
 def _server_stream(method: MethodDescriptor, behavior: StreamBehavior) -> StreamBehavior:
+    # grpc.aio tells streaming handlers by their kind: each must be an async generator.
     async def handle(raw: Any, context: Context) -> AsyncIterator[Message]:
-        try:
+        async def responses() -> AsyncIterator[Message]:
             async for response in behavior(_parse(method, raw), context):
                 yield response
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await abort_for(error, context, method.full_name)
+
+        async for response in _mapped(responses(), context, method):
+            yield response
 
     return handle
 
@@ -68,13 +81,8 @@ def _bidi_stream(method: MethodDescriptor, behavior: BidiBehavior) -> BidiBehavi
             async for raw in raw_requests:
                 yield _parse(method, raw)
 
-        try:
-            async for response in behavior(requests(), context):
-                yield response
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:
-            await abort_for(error, context, method.full_name)
+        async for response in _mapped(behavior(requests(), context), context, method):
+            yield response
 
     return handle
 

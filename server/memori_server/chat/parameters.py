@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# The optional numbers of ChatCompletionRequest, sent when the caller set them.
+OPTIONAL_SCALARS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "seed")
 # The typed fields of ChatCompletionRequest and what the RPC itself decides.
 TYPED_PARAMETERS = frozenset(
     {
         "model",
         "messages",
         "stream",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "max_completion_tokens",
-        "n",
-        "seed",
+        *OPTIONAL_SCALARS,
         "stop",
         "tools",
         "tool_choice",

@@ -11,19 +11,15 @@ from memori_proto.v1 import chat_pb2
 
 from memori_server.chat.content_urls import urls_in
 from memori_server.chat.messages import OpenAIMessage, from_pb, struct_dicts
-from memori_server.chat.parameters import OPENAI_EXTRA_PARAMETERS, TYPED_PARAMETERS
+from memori_server.chat.parameters import (
+    OPENAI_EXTRA_PARAMETERS,
+    OPTIONAL_SCALARS,
+    TYPED_PARAMETERS,
+)
 from memori_server.chat.struct_values import NotJson, struct_json, value_json
 from memori_server.validation import Violations
 
 MAX_MODEL_CHARS = 256
-_OPTIONAL_SCALARS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "n",
-    "seed",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +110,7 @@ def parse(
         for found in urls_in(message["content"], f"request.messages[{index}].content_parts")
     ]
     parameters: dict[str, Any] = {"model": request.model}
-    for name in _OPTIONAL_SCALARS:
+    for name in OPTIONAL_SCALARS:
         if request.HasField(name):  # type: ignore[arg-type]  # names of optional fields
             value = getattr(request, name)
             if isinstance(value, float) and not math.isfinite(value):

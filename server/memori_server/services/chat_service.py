@@ -8,6 +8,7 @@ a failed, invalid or cancelled call remains.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -163,33 +164,40 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def Complete(  # noqa: N802 (gRPC method names)
         self, request: chat_pb2.CompleteRequest, rpc: Context
     ) -> chat_pb2.CompleteResponse:
-        tenant_id = calling_tenant()
-        with self._tenants.completion(tenant_id):
-            call = await self._prepare(request, tenant_id)
-            if call.request_id is not None:
-                claim = await self._claim(call, "complete", rpc, stream=False)
-                if claim.state is ClaimState.DONE:
-                    return await self._replay_complete(call, claim)
+        async with self._admitted(request, rpc, stream=False) as (call, claim):
+            if claim is not None and claim.state is ClaimState.DONE:
+                return await self._replay_complete(call, claim)
             return await self._releasing_on_failure(call, self._run_complete(call, rpc))
 
     async def StreamComplete(  # noqa: N802
         self, request: chat_pb2.StreamCompleteRequest, rpc: Context
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        tenant_id = calling_tenant()
-        with self._tenants.completion(tenant_id):
-            call = await self._prepare(request, tenant_id)
-            if call.request_id is not None:
-                claim = await self._claim(call, "stream", rpc, stream=True)
-                if claim.state is ClaimState.DONE:
-                    async for response in self._replay_stream(call, claim):
-                        yield response
-                    return
+        async with self._admitted(request, rpc, stream=True) as (call, claim):
+            if claim is not None and claim.state is ClaimState.DONE:
+                async for response in self._replay_stream(call, claim):
+                    yield response
+                return
             try:
                 async for response in self._run_stream(call, rpc):
                     yield response
             except BaseException:
                 self._release(call)
                 raise
+
+    @contextlib.asynccontextmanager
+    async def _admitted(
+        self, request: ChatCall, rpc: Context, *, stream: bool
+    ) -> AsyncIterator[tuple[PreparedCall, Claim | None]]:
+        """Hold one of the tenant's completion slots while the call runs; inside, the
+        validated call and, when it has a request id, its claim."""
+        tenant_id = calling_tenant()
+        with self._tenants.completion(tenant_id):
+            call = await self._prepare(request, tenant_id)
+            claim = None
+            if call.request_id is not None:
+                kind = "stream" if stream else "complete"
+                claim = await self._claim(call, kind, rpc, stream=stream)
+            yield call, claim
 
     async def _prepare(self, request: ChatCall, tenant_id: str) -> PreparedCall:
         """Validate the request (in a thread when it is large), then the operator's policies."""

@@ -112,28 +112,19 @@ class Statements:
                 _s.update_time >= _p("active_since", _s.update_time),
             )
         )
-        self.insert_session = c(
-            insert(sessions).values(
-                tenant_id=_p("tenant_id"),
-                id=_p("session_id"),
-                entity_id=_p("entity_id"),
-                process_id=_p("process_id"),
-                create_time=_p("now", _s.create_time),
-                update_time=_p("now", _s.update_time),
-                message_count=0,
-            )
-        )
+        new_session = {
+            "tenant_id": _p("tenant_id"),
+            "id": _p("session_id"),
+            "entity_id": _p("entity_id"),
+            "process_id": _p("process_id"),
+            "create_time": _p("now", _s.create_time),
+            "update_time": _p("now", _s.update_time),
+            "message_count": 0,
+        }
+        self.insert_session = c(insert(sessions).values(new_session))
         self.insert_session_if_absent = c(
             insert_for(sessions)
-            .values(
-                tenant_id=_p("tenant_id"),
-                id=_p("session_id"),
-                entity_id=_p("entity_id"),
-                process_id=_p("process_id"),
-                create_time=_p("now", _s.create_time),
-                update_time=_p("now", _s.update_time),
-                message_count=0,
-            )
+            .values(new_session)
             .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
             .returning(_s.id)  # rowcount is not reliable across drivers
         )
