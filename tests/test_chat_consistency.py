@@ -13,7 +13,15 @@ import pytest
 from memori_proto.v1 import chat_pb2, chat_pb2_grpc, session_pb2, session_pb2_grpc
 
 from standin_upstream import StandinThread
-from tests.chat_calls import chat_request, complete, open_stream, stored, stream, user
+from tests.chat_calls import (
+    chat_request,
+    complete,
+    open_stream,
+    stored,
+    stream,
+    streamed_text,
+    user,
+)
 from tests.factories import attribution, new_id
 from tests.rpc_errors import call_fails
 
@@ -126,7 +134,13 @@ def test_a_finished_stream_is_replayed_for_its_request_id(
     first = stream(chat, who, user("stream it"), request_id=request_id)
     again = stream(chat, who, user("stream it"), request_id=request_id)
     assert len(upstream.requests) == 1
-    assert [r.chunk_json for r in again] == [r.chunk_json for r in first]
+    # The record keeps the assembled completion, not every chunk: the replay says the same
+    # thing (text, finish reason, ids) in fewer chunks.
+    assert streamed_text(again) == streamed_text(first) == "echo: stream it"
+    finish = [c.finish_reason for r in again for c in r.chunk.choices if c.finish_reason]
+    assert finish == ["stop"]
+    assert {r.chunk.id for r in again[1:]} == {r.chunk.id for r in first[1:]}
+    assert all(json.loads(r.chunk_json)["object"] == "chat.completion.chunk" for r in again[1:])
     assert all(r.replayed for r in again)
     assert again[0].session.id == first[0].session.id
     # A stream's request id is not a unary call's.

@@ -54,7 +54,7 @@ async def _claims_without_the_fast_path(database_url: str) -> None:
         assert first.state is ClaimState.CLAIMED
         again = await store.claim("t", "req-1", "complete", "fp", lease_seconds=30)
         assert again.state is ClaimState.IN_FLIGHT
-        await store.release("t", "req-1")  # the first call failed
+        await store.release("t", "req-1", first.owner or "")  # the first call failed
         retry = await store.claim("t", "req-1", "complete", "fp", lease_seconds=30)
         assert retry.state is ClaimState.CLAIMED
     finally:

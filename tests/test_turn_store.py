@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from memori_server.domain import Attribution
-from memori_server.errors import AttributionMismatch, SessionNotFound
+from memori_server.errors import AttributionMismatch, RequestIdTakenOver, SessionNotFound
 from memori_server.storage.idempotency import ClaimState
 from memori_server.storage.records import Completion, NewMessage
 
@@ -149,9 +149,36 @@ def test_the_turn_marks_its_request_id_done_in_the_same_transaction(stores: Stor
             loaded,
             turn("q", "a"),
             idle_seconds=IDLE,
-            completion=Completion(request_id, '{"id": "x"}', 60),
+            completion=Completion(request_id, claim.owner or "", '{"id": "x"}', 60),
         )
     )
     replay = stores.run(stores.requests.claim(TENANT, request_id, "complete", "fp", 60))
     assert replay.state is ClaimState.DONE
     assert (replay.session_id, replay.response) == (record.id, '{"id": "x"}')
+
+
+def test_a_claim_a_retry_took_over_stores_nothing(stores: Stores) -> None:
+    """A call that outlived its lease finds its claim taken over: its turn is refused whole,
+    and the retry's claim stays the retry's."""
+    owner, request_id = who(), str(uuid.uuid4())
+    slow = stores.run(stores.requests.claim(TENANT, request_id, "complete", "fp", -1))
+    retry = stores.run(stores.requests.claim(TENANT, request_id, "complete", "fp", 60))
+    assert retry.state is ClaimState.CLAIMED  # the first lease had run out: taken over
+    assert retry.owner != slow.owner
+    loaded = load(stores, owner, None)
+    with pytest.raises(RequestIdTakenOver):
+        stores.run(
+            stores.turns.store_turn(
+                TENANT,
+                owner,
+                loaded,
+                turn("late", "reply"),
+                idle_seconds=IDLE,
+                completion=Completion(request_id, slow.owner or "", "{}", 60),
+            )
+        )
+    with pytest.raises(SessionNotFound):
+        stores.run(stores.sessions.get(TENANT, loaded.session_id))  # nothing was created
+    stores.run(stores.requests.release(TENANT, request_id, slow.owner or ""))
+    again = stores.run(stores.requests.claim(TENANT, request_id, "complete", "fp", 60))
+    assert again.state is ClaimState.IN_FLIGHT  # the slow call's release left the retry's claim

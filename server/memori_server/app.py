@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Sequence
@@ -12,7 +11,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs lacks aio
-from memori_proto.v1 import chat_pb2, session_pb2
+from memori_proto.v1 import chat_pb2, entity_pb2, session_pb2
 
 from memori_server.auth import (
     ApiKeyInterceptor,
@@ -23,26 +22,33 @@ from memori_server.auth import (
 )
 from memori_server.chat.upstream import Upstream
 from memori_server.config import Settings, parse_listen
-from memori_server.errors import StorageUnavailable
 from memori_server.health import DatabaseHealth
+from memori_server.housekeeping import Housekeeping
 from memori_server.metrics import MetricsEndpoint, MetricsInterceptor
 from memori_server.reflection import enable_reflection
 from memori_server.registration import add_service
 from memori_server.services.chat_service import ChatService
+from memori_server.services.entity_service import EntityService
 from memori_server.services.session_service import SessionService
 from memori_server.storage.database import Database
 from memori_server.storage.engine import mask
+from memori_server.storage.entity_store import EntityStore
 from memori_server.storage.idempotency import IdempotencyStore
 from memori_server.storage.migrate import migrate, pending_revision
+from memori_server.storage.retention import RetentionStore
 from memori_server.storage.session_store import SessionStore, utc_now
 from memori_server.storage.turn_store import TurnStore
 from memori_server.transport import BindError, bind
 
 log = logging.getLogger(__name__)
-PURGE_INTERVAL_SECONDS = 600.0
+RELEASE_GRACE_SECONDS = 5.0  # for the claim releases of calls cancelled at shutdown
+SERVICES = (
+    session_pb2.DESCRIPTOR.services_by_name["SessionService"],
+    chat_pb2.DESCRIPTOR.services_by_name["ChatService"],
+    entity_pb2.DESCRIPTOR.services_by_name["EntityService"],
+)
 SERVICE_NAMES = (
-    session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
-    chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
+    *(service.full_name for service in SERVICES),
     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
 )
 
@@ -69,11 +75,18 @@ def checked_api_keys(settings: Settings) -> ApiKeys:
 
 
 async def open_database(
-    database_url: str, pool_size: int, *, migrate_schema: bool, fast_paths: bool = True
+    database_url: str,
+    pool_size: int,
+    *,
+    migrate_schema: bool,
+    fast_paths: bool = True,
+    sqlite_synchronous: str = "full",
 ) -> Database:
     """Connect, then migrate (or warn when the schema lags); StartupError says what failed."""
     try:
-        database = Database(database_url, pool_size, fast_paths=fast_paths)
+        database = Database(
+            database_url, pool_size, fast_paths=fast_paths, sqlite_synchronous=sqlite_synchronous
+        )
     except ValueError as error:
         raise StartupError(str(error)) from error
     try:
@@ -112,8 +125,9 @@ class MemoriServer:
         self._watcher: DatabaseHealth | None = None
         self._metrics: MetricsEndpoint | None = None
         self._upstream: Upstream | None = None
-        self._requests: IdempotencyStore | None = None
-        self._purge_task: asyncio.Task[None] | None = None
+        self._chat: ChatService | None = None
+        self._housekeeping: Housekeeping | None = None
+        self._housekeeping_task: asyncio.Task[None] | None = None
         self._auth: ApiKeyInterceptor | None = None
 
     async def _open_storage(self) -> SessionStore:
@@ -123,6 +137,7 @@ class MemoriServer:
             settings.pool_size,
             migrate_schema=settings.migrate_on_start,
             fast_paths=settings.database_fast_paths,
+            sqlite_synchronous=settings.sqlite_synchronous,
         )
         self.store = SessionStore(self._database)
         return self.store
@@ -145,18 +160,25 @@ class MemoriServer:
                 ("grpc.max_send_message_length", settings.max_message_bytes),
             ],
         )
-        add_service(
-            server,
-            SessionService(store, settings.session_idle_timeout),
-            session_pb2.DESCRIPTOR.services_by_name["SessionService"],
-        )
         assert self._database is not None
         self._upstream = Upstream(settings)
-        self._requests = IdempotencyStore(self._database, utc_now)
-        add_service(
-            server,
-            ChatService(TurnStore(self._database), store, self._requests, self._upstream, settings),
-            chat_pb2.DESCRIPTOR.services_by_name["ChatService"],
+        requests = IdempotencyStore(self._database, utc_now)
+        self._chat = ChatService(
+            TurnStore(self._database), store, requests, self._upstream, settings
+        )
+        servicers = (
+            SessionService(store, settings.session_idle_timeout),
+            self._chat,
+            EntityService(EntityStore(self._database)),
+        )
+        for servicer, service in zip(servicers, SERVICES, strict=True):
+            add_service(server, servicer, service)
+        self._housekeeping = Housekeeping(
+            requests,
+            RetentionStore(self._database),
+            settings.session_retention,
+            settings.housekeeping_interval,
+            utc_now,
         )
         self._health = health_aio.HealthServicer()
         add_service(server, self._health, health_pb2.DESCRIPTOR.services_by_name["Health"])
@@ -180,13 +202,13 @@ class MemoriServer:
                 "metrics at /metrics", extra={"address": f"{metrics_host}:{self._metrics.port}"}
             )
         self._watcher = watcher = DatabaseHealth(
-            self._health, store, SERVICE_NAMES[:2], settings.health_check_interval
+            self._health, store, SERVICE_NAMES[: len(SERVICES)], settings.health_check_interval
         )
         await watcher.probe()
         await server.start()
         self._server = server
         self._health_task = asyncio.create_task(watcher.run(), name="database-health")
-        self._purge_task = asyncio.create_task(self._purge_request_ids(), name="purge-request-ids")
+        self._housekeeping_task = asyncio.create_task(self._housekeeping.run(), name="housekeeping")
         if not keys and settings.allow_unauthenticated:
             log.warning(
                 "serving without API keys (--allow-unauthenticated): anyone who reaches the "
@@ -205,17 +227,10 @@ class MemoriServer:
         )
         return self.port
 
-    async def _purge_request_ids(self) -> None:
-        """Forget expired request ids now and then; a failure only waits for the next round."""
-        assert self._requests is not None
-        while True:
-            try:
-                purged = await self._requests.purge_expired()
-            except StorageUnavailable:
-                purged = 0
-            if purged:
-                log.info("expired request ids purged", extra={"count": purged})
-            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+    @property
+    def housekeeping(self) -> Housekeeping:
+        assert self._housekeeping is not None, "the server has not started"
+        return self._housekeeping
 
     def reload_api_keys(self) -> bool:
         """Re-read --api-keys-file (SIGHUP); a bad or empty file keeps the current keys."""
@@ -240,19 +255,21 @@ class MemoriServer:
         return self._metrics.port if self._metrics is not None else None
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop accepting calls, let in-flight calls finish within `grace`, release storage."""
+        """Stop accepting calls, let in-flight calls finish within `grace` (then cancel the
+        rest and free their request ids), and only then release storage."""
         grace = self.settings.shutdown_grace if grace is None else grace
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
-        if self._purge_task is not None:
-            self._purge_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purge_task
+        if self._housekeeping is not None and self._housekeeping_task is not None:
+            self._housekeeping.stop()
+            await self._housekeeping_task
         if self._watcher is not None and self._health_task is not None:
             self._watcher.stop()
             await self._health_task
         if self._server is not None:
             await self._server.stop(grace)
+        if self._chat is not None:
+            await self._chat.drain(RELEASE_GRACE_SECONDS)
         if self._upstream is not None:
             await self._upstream.close()
         if self._database is not None:

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+MAX_RETENTION_SECONDS = 100 * 365 * 86400.0
 
 
 def default_database_url() -> str:
@@ -49,7 +50,10 @@ class Settings(BaseSettings):
         "the attribution's current session.",
     )
     shutdown_grace: float = Field(
-        10.0, ge=0, description="Seconds in-flight calls get to finish on SIGTERM/SIGINT."
+        30.0,
+        ge=0,
+        description="Seconds in-flight calls get to finish on SIGTERM/SIGINT; calls still "
+        "running then are cancelled (nothing of them is stored, their request ids are freed).",
     )
     max_message_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request message accepted, in bytes."
@@ -106,11 +110,33 @@ class Settings(BaseSettings):
         description="Tokens of stored history sent upstream per call; the oldest whole turns "
         "beyond it are left out (they stay stored). 0 sends no stored history.",
     )
-    idempotency_ttl: float = Field(
+    idempotency_retention: float = Field(
         86400.0,
         gt=0,
-        description="Seconds a request_id is remembered; a retry within it returns the stored "
-        "result without calling the upstream again.",
+        le=MAX_RETENTION_SECONDS,
+        description="How long a request_id's result is kept (seconds, or with a unit: 90m, "
+        "24h, 7d); a retry within it returns the stored result without calling the upstream "
+        "again.",
+    )
+    session_retention: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_RETENTION_SECONDS,
+        description="Delete sessions idle longer than this (seconds, or 90m, 24h, 30d), with "
+        "their messages, in small batches in the background. Unset: sessions are kept until "
+        "deleted or their entity is erased.",
+    )
+    housekeeping_interval: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between background rounds that purge expired request ids, "
+        "delete sessions past --session-retention and forget old erasure records.",
+    )
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="SQLite's synchronous mode: full (an acknowledged turn survives a power loss "
+        "or an OS crash) or normal (faster commits; a process crash loses nothing, a power "
+        "loss may lose the last acknowledged turns).",
     )
     allow_unauthenticated: bool = Field(
         False,
@@ -208,6 +234,16 @@ class Settings(BaseSettings):
             parse_listen(value)
         return value
 
+    @field_validator("idempotency_retention", "session_retention", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
     @field_validator("allowed_models")
     @classmethod
     def _valid_allowed_models(cls, value: str) -> str:
@@ -221,6 +257,23 @@ class Settings(BaseSettings):
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
         return self
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds from "3600", "90m", "24h" or "30d"; "" or "off" is None (no limit)."""
+    value = text.strip().lower()
+    if value in ("", "off", "none"):
+        return None
+    unit = _UNITS.get(value[-1:], 1)
+    number = value[:-1] if value[-1:] in _UNITS else value
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration: give seconds, or 90m, 24h, 30d") from None
+    return seconds
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -166,6 +166,64 @@ class RequestIdReused(PreconditionFailed):
         )
 
 
+class RequestIdTakenOver(ServiceError):
+    """The call outlived its claim's lease and a retry took the request id over."""
+
+    code = Code.ABORTED
+    reason = "REQUEST_ID_TAKEN_OVER"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"request_id {request_id!r} was taken over by a retry after this call's lease ran "
+            "out; this call stored nothing, the retry's result stands"
+        )
+
+
+class EntityErased(PreconditionFailed):
+    """The entity was erased while the call ran: the call's turn must not bring it back."""
+
+    reason = "ENTITY_ERASED"
+
+    def __init__(self, entity_id: str) -> None:
+        super().__init__(
+            f"entity {entity_id!r} was erased while this call ran; nothing of the call was "
+            "stored. A new call starts afresh",
+            "ENTITY",
+            f"entity/{entity_id}",
+            "an erased entity's calls begun before the erasure store nothing",
+        )
+
+
+class ReplyTooLarge(ServiceError):
+    """The upstream's reply is larger than a message this server may send."""
+
+    code = Code.RESOURCE_EXHAUSTED
+    reason = "REPLY_TOO_LARGE"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the upstream's reply takes {size} bytes, more than this server sends in one "
+            f"message ({limit}, --max-message-bytes); nothing was stored. Ask for less "
+            "(max_tokens, n) or stream it"
+        )
+
+
+class ResultNotKept(PreconditionFailed):
+    """A request id's call finished, but its result was too large to keep for a replay."""
+
+    reason = "RESULT_NOT_KEPT"
+
+    def __init__(self, request_id: str, session_id: str) -> None:
+        super().__init__(
+            f"request_id {request_id!r} already ran and its turn is stored in session "
+            f"{session_id}, but its result was too large to keep for a replay; read the turn "
+            "with ListMessages",
+            "REQUEST_ID",
+            f"request_id/{request_id}",
+            "the result of this request id is not kept",
+        )
+
+
 class StorageUnavailable(ServiceError):
     """The database cannot be reached or failed transiently; the call may be retried."""
 
@@ -177,11 +235,15 @@ __all__ = [
     "ERROR_DOMAIN",
     "AttributionMismatch",
     "Code",
+    "EntityErased",
     "InvalidArgument",
     "NoCurrentSession",
     "NotFound",
     "PreconditionFailed",
+    "ReplyTooLarge",
     "RequestIdReused",
+    "RequestIdTakenOver",
+    "ResultNotKept",
     "ServiceError",
     "SessionNotFound",
     "StorageUnavailable",

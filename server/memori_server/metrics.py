@@ -26,6 +26,25 @@ HANDLING = Histogram(
 )
 
 
+# Data lifecycle: what housekeeping and erasures deleted (counted whether or not /metrics is
+# served; the endpoint shows them when it is).
+SESSIONS_EXPIRED = Counter(
+    "memori_sessions_expired_total", "Sessions deleted by --session-retention."
+)
+MESSAGES_EXPIRED = Counter(
+    "memori_messages_expired_total", "Messages deleted with sessions past --session-retention."
+)
+REQUESTS_PURGED = Counter(
+    "memori_request_records_purged_total", "Request-id records deleted after their expiry."
+)
+ERASURES_FORGOTTEN = Counter(
+    "memori_erasure_records_forgotten_total", "Erasure records dropped after a day."
+)
+ENTITIES_ERASED = Counter(
+    "memori_entities_erased_total", "EntityService.Erase calls that deleted something."
+)
+
+
 def _status_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     code = context.code()  # set by abort()
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"

@@ -45,6 +45,12 @@ def session_id(value: str, field: str, violations: Violations) -> str:
     return value.lower()
 
 
+def entity_id(value: str, field: str, violations: Violations) -> str:
+    """A required entity id (the end user), as attributions carry it."""
+    _attribution_id(value, field, True, violations)
+    return value
+
+
 def _attribution_id(value: str, field: str, required: bool, violations: Violations) -> None:
     if required and not value:
         violations.add(field, "required: the end user's id, e.g. 'user-123'")

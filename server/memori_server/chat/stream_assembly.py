@@ -36,13 +36,24 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+# Chunk fields that describe the whole completion; kept from the chunks that carry them.
+_COMPLETION_FIELDS = ("id", "created", "model", "system_fingerprint", "service_tier")
+
+
 class StreamAssembly:
-    """Accumulates content and tool-call fragments per choice."""
+    """Accumulates content and tool-call fragments per choice, and the completion's fields."""
 
     def __init__(self) -> None:
         self._choices: dict[int, _ChoiceParts] = {}
+        self._fields: dict[str, Any] = {}
+        self._usage: Any = None
 
     def add(self, chunk: dict[str, Any]) -> None:
+        for name in _COMPLETION_FIELDS:
+            if chunk.get(name) is not None:
+                self._fields.setdefault(name, chunk[name])
+        if isinstance(chunk.get("usage"), dict):
+            self._usage = chunk["usage"]
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict) or (index := _index(choice.get("index"))) is None:
@@ -81,11 +92,64 @@ class StreamAssembly:
             parts.finish_reason is not None for parts in self._choices.values()
         )
 
-    def reply(self) -> dict[str, Any]:
-        """Choice 0's message as a unary response would have carried it."""
-        parts = self._choices.get(0) or _ChoiceParts()
+    def reply(self, index: int = 0) -> dict[str, Any]:
+        """A choice's message as a unary response would have carried it."""
+        parts = self._choices.get(index) or _ChoiceParts()
         message: dict[str, Any] = {"role": "assistant"}
         message["content"] = "".join(parts.content) if parts.has_content else None
         if parts.tool_calls:
             message["tool_calls"] = [parts.tool_calls[index] for index in sorted(parts.tool_calls)]
         return message
+
+    def completion(self) -> dict[str, Any]:
+        """The whole stream as one chat completion (every choice, the usage if it came): the
+        lean form a request id keeps, from which a replay is chunked again."""
+        completion: dict[str, Any] = {**self._fields, "object": "chat.completion"}
+        completion["choices"] = [
+            {
+                "index": index,
+                "message": self.reply(index),
+                "finish_reason": self._choices[index].finish_reason,
+            }
+            for index in sorted(self._choices)
+        ]
+        if self._usage is not None:
+            completion["usage"] = self._usage
+        return completion
+
+
+def rechunk(completion: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stream that says what `completion` says: per choice one chunk with the whole
+    message, one with its finish reason, then the usage (as `include_usage` sends it)."""
+    head = {name: completion[name] for name in _COMPLETION_FIELDS if name in completion}
+    head["object"] = "chat.completion.chunk"
+    chunks: list[dict[str, Any]] = []
+    choices = completion.get("choices") or []
+    for choice in choices:
+        message = choice.get("message") or {}
+        delta: dict[str, Any] = {"role": "assistant"}
+        if message.get("content") is not None:
+            delta["content"] = message["content"]
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [
+                {"index": number, **call} for number, call in enumerate(message["tool_calls"])
+            ]
+        chunks.append(
+            {**head, "choices": [{"index": choice["index"], "delta": delta, "finish_reason": None}]}
+        )
+    for choice in choices:
+        chunks.append(
+            {
+                **head,
+                "choices": [
+                    {
+                        "index": choice["index"],
+                        "delta": {},
+                        "finish_reason": choice["finish_reason"],
+                    }
+                ],
+            }
+        )
+    if "usage" in completion:
+        chunks.append({**head, "choices": [], "usage": completion["usage"]})
+    return chunks

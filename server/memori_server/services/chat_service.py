@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from google.protobuf.message import Message
 from memori_proto.v1 import chat_pb2, chat_pb2_grpc
 
 from memori_server import validation
@@ -27,12 +29,12 @@ from memori_server.chat.messages import from_reply, to_record
 from memori_server.chat.model_access import ModelAccess
 from memori_server.chat.parameters import allowed_extra_parameters
 from memori_server.chat.request import ChatRequest, RequestLimits, parse
-from memori_server.chat.stream_assembly import StreamAssembly
+from memori_server.chat.stream_assembly import StreamAssembly, rechunk
 from memori_server.chat.upstream import Upstream, bounded, encode_body
 from memori_server.chat.upstream_errors import broken_stream, invalid_response
 from memori_server.config import Settings
 from memori_server.domain import Attribution
-from memori_server.errors import SessionNotFound
+from memori_server.errors import ReplyTooLarge, ResultNotKept, SessionNotFound
 from memori_server.offload import offload
 from memori_server.rpc_errors import Context
 from memori_server.services.convert import session_pb
@@ -69,6 +71,8 @@ class PreparedCall:
     chat: ChatRequest
     heavy: bool
     """A large request: its CPU and database work runs off the event loop."""
+    claim_owner: str | None = None
+    """With a request id: this call's claim token, once the claim is this call's."""
 
 
 def _is_large(messages: list[dict[str, Any]]) -> bool:
@@ -197,6 +201,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             if call.request_id is not None:
                 kind = "stream" if stream else "complete"
                 claim = await self._claim(call, kind, rpc, stream=stream)
+                call = dataclasses.replace(call, claim_owner=claim.owner)
             yield call, claim
 
     async def _prepare(self, request: ChatCall, tenant_id: str) -> PreparedCall:
@@ -275,11 +280,13 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         # A full-history resend is a large request with a small turn: the turn decides.
         heavy = call.heavy and _is_large(assembly.new_messages)
         turn = await offload(heavy, self._turn, call, assembly, reply)
-        completion = (
-            Completion(call.request_id, response, self._settings.idempotency_ttl)
-            if call.request_id is not None
-            else None
-        )
+        completion = None
+        if call.request_id is not None and call.claim_owner is not None:
+            # A result too large to send again is not kept: a retry is told where the turn is.
+            kept = response if len(response) <= self._settings.max_message_bytes else None
+            completion = Completion(
+                call.request_id, call.claim_owner, kept, self._settings.idempotency_retention
+            )
         return await self._turns.store_turn(
             call.tenant_id,
             call.attribution,
@@ -292,12 +299,27 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     async def _run_complete(self, call: PreparedCall, rpc: Context) -> chat_pb2.CompleteResponse:
         loaded, assembly, body = await self._load_and_assemble(call, stream=False)
-        text, parsed = await self._upstream.complete(body, self._timeout(rpc))
-        completion = completion_pb(parsed)  # checked before anything is stored
-        record = await self._store(call, loaded, assembly, _choice_zero(parsed), text)
-        return chat_pb2.CompleteResponse(
-            session=session_pb(record), completion=completion, completion_json=text
+        async with asyncio.timeout(self._call_limit(rpc)):
+            text, parsed = await self._upstream.complete(body, self._timeout(rpc))
+        # Checked before anything is stored: the reply converts, and it can be sent.
+        response = chat_pb2.CompleteResponse(
+            session=session_pb(self._session(call, loaded)),
+            completion=completion_pb(parsed),
+            completion_json=text,
         )
+        self._check_sendable(response)
+        record = await self._store(call, loaded, assembly, _choice_zero(parsed), text)
+        response.session.CopyFrom(session_pb(record))
+        return response
+
+    def _call_limit(self, rpc: Context) -> float | None:
+        """How long a unary upstream call may take in all when the caller set no deadline
+        (the SDK's timeout bounds each read, not a reply that trickles)."""
+        return self._upstream.default_timeout if rpc.time_remaining() is None else None
+
+    def _check_sendable(self, response: Message) -> None:
+        if response.ByteSize() > self._settings.max_message_bytes:
+            raise ReplyTooLarge(response.ByteSize(), self._settings.max_message_bytes)
 
     async def _run_stream(
         self, call: PreparedCall, rpc: Context
@@ -305,13 +327,12 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         loaded, assembly, body = await self._load_and_assemble(call, stream=True)
         yield chat_pb2.StreamCompleteResponse(session=session_pb(self._session(call, loaded)))
         reply = StreamAssembly()
-        received: list[str] = []
         held: list[chat_pb2.StreamCompleteResponse] = []
         chunks = self._upstream.stream(body, self._timeout(rpc))
         async for text, chunk in bounded(chunks, self._stream_limit(rpc)):
             reply.add(chunk)
-            received.append(text)
             response = chat_pb2.StreamCompleteResponse(chunk=chunk_pb(chunk), chunk_json=text)
+            self._check_sendable(response)
             if reply.finished or held:
                 # From the finish reason on, chunks wait until the turn is stored: a client
                 # that has seen the end of the stream finds the turn in the session.
@@ -320,7 +341,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 yield response
         if not reply.finished:
             raise broken_stream("it ended without a finish reason")
-        await self._store(call, loaded, assembly, reply.reply(), json.dumps(received))
+        # The request id keeps the assembled completion, not the chunks: a replay re-chunks it.
+        await self._store(call, loaded, assembly, reply.reply(), json.dumps(reply.completion()))
         for response in held:
             yield response
 
@@ -355,14 +377,21 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         raise AssertionError("unreachable: the caller's deadline or the lease ends the wait")
 
     def _release(self, call: PreparedCall) -> None:
-        """Drop the claim of a failed call in the background: it must survive cancellation."""
-        if call.request_id is None:
+        """Drop the claim of a failed call in the background: it must survive cancellation
+        (`drain` waits for these at shutdown)."""
+        if call.request_id is None or call.claim_owner is None:
             return
         task = asyncio.get_running_loop().create_task(
-            self._requests.release(call.tenant_id, call.request_id)
+            self._requests.release(call.tenant_id, call.request_id, call.claim_owner)
         )
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
+
+    async def drain(self, seconds: float) -> None:
+        """Wait for the claim releases of failed and cancelled calls (at shutdown, after the
+        server stopped: a stranded claim would make its retry wait for the lease)."""
+        if self._releases:
+            await asyncio.wait(set(self._releases), timeout=seconds)
 
     async def _releasing_on_failure(self, call: PreparedCall, work: Awaitable[T]) -> T:
         try:
@@ -374,12 +403,16 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _stored_session(self, call: PreparedCall, claim: Claim) -> SessionRecord:
         if claim.session_id is None:
             raise SessionNotFound("")
-        return await self._sessions.get(call.tenant_id, claim.session_id)
+        session = await self._sessions.get(call.tenant_id, claim.session_id)
+        if claim.response is None:
+            raise ResultNotKept(call.request_id or "", session.id)
+        return session
 
     async def _replay_complete(self, call: PreparedCall, claim: Claim) -> chat_pb2.CompleteResponse:
+        session = await self._stored_session(call, claim)
         text = claim.response or "{}"
         return chat_pb2.CompleteResponse(
-            session=session_pb(await self._stored_session(call, claim)),
+            session=session_pb(session),
             completion=completion_pb(json.loads(text)),
             completion_json=text,
             replayed=True,
@@ -388,10 +421,12 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _replay_stream(
         self, call: PreparedCall, claim: Claim
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        yield chat_pb2.StreamCompleteResponse(
-            session=session_pb(await self._stored_session(call, claim)), replayed=True
-        )
-        for text in json.loads(claim.response or "[]"):
+        session = await self._stored_session(call, claim)
+        yield chat_pb2.StreamCompleteResponse(session=session_pb(session), replayed=True)
+        kept = json.loads(claim.response or "{}")
+        # Records written before the lean form kept every raw chunk as a list of texts.
+        texts = kept if isinstance(kept, list) else [json.dumps(c) for c in rechunk(kept)]
+        for text in texts:
             yield chat_pb2.StreamCompleteResponse(
                 chunk=chunk_pb(json.loads(text)), chunk_json=text, replayed=True
             )

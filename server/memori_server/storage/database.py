@@ -73,8 +73,15 @@ def _storage_errors() -> Iterator[None]:
 class Database:
     """One engine, its worker threads (as many as pooled connections) and its loop driver."""
 
-    def __init__(self, database_url: str, pool_size: int = 8, *, fast_paths: bool = True) -> None:
-        self.engine = create_engine(database_url, pool_size)
+    def __init__(
+        self,
+        database_url: str,
+        pool_size: int = 8,
+        *,
+        fast_paths: bool = True,
+        sqlite_synchronous: str = "full",
+    ) -> None:
+        self.engine = create_engine(database_url, pool_size, sqlite_synchronous)
         self.dialect = self.engine.dialect.name
         self.statements = Statements(self.engine.dialect)
         self._policy = ExecutionPolicy(fast_paths)

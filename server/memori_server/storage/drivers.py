@@ -27,6 +27,7 @@ from memori_server.storage.units import Batch, ConstraintViolation, Fetch, Op, U
 T = TypeVar("T")
 FAST_PATH_WAIT = 0.2  # seconds to wait for a pooled connection before taking the thread path
 _INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
+IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 class FastPathUnavailable(Exception):
@@ -310,48 +311,46 @@ async def _run_pipelined(connection: psycopg.AsyncConnection[Any], work: Work[T]
     unit = work.start()
     step = _first(unit)
     in_transaction = False
-    async with connection.pipeline() as pipeline:
-        try:
-            while isinstance(step, Batch):
-                if not in_transaction and (work.writes or not step.commit):
-                    await connection.execute(b"BEGIN")
-                    in_transaction = True
-                try:
-                    cursors = [await _queue(connection, op) for op in step.ops]
-                    if step.commit and in_transaction:
-                        await connection.execute(b"COMMIT")
-                        in_transaction = False
-                    await pipeline.sync()
-                    results = [
-                        await _fetch(cursor, op)
-                        for cursor, op in zip(cursors, step.ops, strict=True)
-                    ]
-                except psycopg.IntegrityError as error:
-                    in_transaction = await _rolled_back(connection, pipeline)
-                    step = _throw(unit, ConstraintViolation(str(error)))
-                    continue
-                step = _send(unit, results)
-            if in_transaction:
-                await connection.execute(b"COMMIT")
-                await pipeline.sync()
+    try:
+        while isinstance(step, Batch):
+            try:
+                results = await _pipelined_batch(connection, step, begin=not in_transaction)
+            except psycopg.IntegrityError as error:
+                await _roll_back(connection)
                 in_transaction = False
-            return step.value  # type: ignore[no-any-return]
-        except BaseException:
+                step = _throw(unit, ConstraintViolation(str(error)))
+                continue
+            in_transaction = not step.commit
+            step = _send(unit, results)
+        if in_transaction:
+            await connection.execute(b"COMMIT")
+            in_transaction = False
+        return step.value  # type: ignore[no-any-return]
+    finally:
+        if in_transaction or connection.info.transaction_status != IDLE:
             with contextlib.suppress(Exception):
-                await _rolled_back(connection, pipeline)
-            raise
+                await _roll_back(connection)
 
 
-async def _rolled_back(connection: psycopg.AsyncConnection[Any], pipeline: Any) -> bool:
-    """End a failed or abandoned transaction, if the server still has one; returns False.
+async def _pipelined_batch(
+    connection: psycopg.AsyncConnection[Any], batch: Batch, *, begin: bool
+) -> list[Any]:
+    """One batch in one round trip: BEGIN (when a transaction starts with it), its
+    statements, COMMIT (when it commits). Leaving the pipeline syncs it, and raises the
+    first error, after which the server skipped the rest, a queued COMMIT included."""
+    async with connection.pipeline():
+        if begin:
+            await connection.execute(b"BEGIN")
+        cursors = [await _queue(connection, op) for op in batch.ops]
+        if batch.commit:
+            await connection.execute(b"COMMIT")
+    return [await _fetch(cursor, op) for cursor, op in zip(cursors, batch.ops, strict=True)]
 
-    After an error in a pipeline the server skips what follows, a queued COMMIT included,
-    so the transaction may still be open (aborted) even when we queued its end.
-    """
-    if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+
+async def _roll_back(connection: psycopg.AsyncConnection[Any]) -> None:
+    """End a failed or abandoned transaction, outside any pipeline."""
+    if connection.info.transaction_status != IDLE:
         await connection.execute(b"ROLLBACK")
-        await pipeline.sync()
-    return False
 
 
 __all__ = [

@@ -40,10 +40,10 @@ def mask(database_url: str | URL) -> str:
         return "<unparseable database URL>"
 
 
-def create_engine(database_url: str, pool_size: int) -> Engine:
+def create_engine(database_url: str, pool_size: int, sqlite_synchronous: str = "full") -> Engine:
     url = engine_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, pool_size)
+        return _sqlite_engine(url, pool_size, sqlite_synchronous)
     return sqlalchemy_engine(
         url,
         pool_size=pool_size,
@@ -54,12 +54,17 @@ def create_engine(database_url: str, pool_size: int) -> Engine:
     )
 
 
-def _sqlite_engine(url: URL, pool_size: int) -> Engine:
+def _sqlite_engine(url: URL, pool_size: int, synchronous: str) -> Engine:
     """WAL, a busy timeout, BEGIN IMMEDIATE for writes and no BEGIN for one-statement reads.
 
     A deferred transaction that reads and then writes can fail at once with "database is
     locked" when another connection writes; taking the write lock up front makes writers queue.
+    `synchronous=FULL` syncs the WAL at every commit, so an acknowledged turn survives a power
+    loss; `secure_delete` overwrites deleted content, so erased text does not linger in free
+    pages of the file.
     """
+    if synchronous not in ("full", "normal"):
+        raise ValueError(f"sqlite synchronous mode {synchronous!r}: use full or normal")
     engine = sqlalchemy_engine(
         url,
         pool_size=pool_size + 2,  # + the connections point reads and inline writes keep
@@ -74,7 +79,8 @@ def _sqlite_engine(url: URL, pool_size: int) -> Engine:
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
-            "synchronous=NORMAL",
+            f"synchronous={synchronous.upper()}",
+            "secure_delete=ON",
             "busy_timeout=30000",
             "foreign_keys=ON",
         ):

@@ -8,11 +8,17 @@ records live in the database, so this holds across any number of server processe
 
 A new id, the common case, is claimed by one INSERT ... ON CONFLICT DO NOTHING, committed
 with its batch (one round trip on PostgreSQL); only an id seen before reads its record.
+
+Each claim carries an owner token, a random value of the call that made it. Only that call
+marks the record done (in the same transaction as its turn, which is stored only while the
+token still matches) or releases it, so a call that outlived its lease can neither overwrite
+a retry's claim nor store a second turn.
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +43,11 @@ class Claim:
     state: ClaimState
     session_id: str | None = None
     response: str | None = None
+    owner: str | None = None
+    """CLAIMED: this call's token, which marking done and releasing need."""
+
+
+PURGE_BATCH = 1000
 
 
 class IdempotencyStore:
@@ -50,25 +61,28 @@ class IdempotencyStore:
     ) -> Claim:
         now = self._clock()
         key = {"tenant_id": tenant_id, "request_id": request_id}
+        owner = secrets.token_hex(16)
         lease = {
             **key,
             "kind": kind,
             "fingerprint": fingerprint,
             "now": now,
             "expire_time": now + timedelta(seconds=lease_seconds),
+            "claim_owner": owner,
         }
+        claimed = Claim(ClaimState.CLAIMED, owner=owner)
 
         def unit() -> Unit[Claim]:
             (inserted,) = yield ops(Op(self._sql.claim_new, lease, Fetch.ONE), commit=True)
             if inserted is not None:
-                return Claim(ClaimState.CLAIMED)
+                return claimed
             (row,) = yield ops(Op(self._sql.claim_row, key, Fetch.ONE))
             if row is None:  # released between the two statements: try once more
                 (again,) = yield ops(Op(self._sql.claim_new, lease, Fetch.ONE), commit=True)
-                return Claim(ClaimState.CLAIMED if again is not None else ClaimState.IN_FLIGHT)
+                return claimed if again is not None else Claim(ClaimState.IN_FLIGHT)
             if row.expire_time <= now:  # its server died: take the claim over
                 yield ops(Op(self._sql.take_over_claim, lease), commit=True)
-                return Claim(ClaimState.CLAIMED)
+                return claimed
             if row.kind != kind or row.fingerprint != fingerprint:
                 raise RequestIdReused(request_id)
             if row.state == sql.DONE:
@@ -77,9 +91,10 @@ class IdempotencyStore:
 
         return await self._db.run(Work(unit, writes=True))
 
-    async def release(self, tenant_id: str, request_id: str) -> None:
-        """Forget a pending claim whose call failed, so a retry runs the request again."""
-        key = {"tenant_id": tenant_id, "request_id": request_id}
+    async def release(self, tenant_id: str, request_id: str, owner: str) -> None:
+        """Forget this call's pending claim (the call failed), so a retry runs it again;
+        a claim a retry has taken over meanwhile is the retry's and stays."""
+        key = {"tenant_id": tenant_id, "request_id": request_id, "claim_owner": owner}
 
         def unit() -> Unit[None]:
             yield ops(Op(self._sql.release_claim, key), commit=True)
@@ -87,16 +102,23 @@ class IdempotencyStore:
         await self._db.run(Work(unit, writes=True))
 
     async def purge_expired(self) -> int:
-        """Delete records past their expiry: finished ones after the TTL, abandoned claims."""
+        """Delete records past their expiry (finished ones after the retention, abandoned
+        claims), a batch per transaction; returns how many."""
         now = self._clock()
 
         def unit() -> Unit[int]:
             (purged,) = yield ops(
-                Op(self._sql.purge_requests, {"now": now}, Fetch.ROWCOUNT), commit=True
+                Op(self._sql.purge_requests, {"now": now, "limit": PURGE_BATCH}, Fetch.ROWCOUNT),
+                commit=True,
             )
             return int(purged)
 
-        return await self._db.run(Work(unit, writes=True, heavy=True))
+        total = 0
+        while True:
+            purged = await self._db.run(Work(unit, writes=True, heavy=True))
+            total += purged
+            if purged < PURGE_BATCH:
+                return total
 
 
 __all__ = ["Claim", "ClaimState", "IdempotencyStore"]

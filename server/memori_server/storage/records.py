@@ -75,7 +75,10 @@ class Completion:
     """A request id's result, stored in the transaction of the turn it produced."""
 
     request_id: str
-    response: str
+    owner: str
+    """The claim's owner token: the turn is stored only while this call holds the claim."""
+    response: str | None
+    """The result to replay; None when it was too large to keep."""
     ttl_seconds: float
 
     def expire_time(self, now: datetime) -> datetime:

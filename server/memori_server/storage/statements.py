@@ -21,6 +21,8 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,6 +41,7 @@ from memori_server.storage.tables import (
     UtcDateTime,
     completion_requests,
     current_sessions,
+    entity_erasures,
     messages,
     sessions,
 )
@@ -52,6 +55,7 @@ LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 _TIME = UtcDateTime()
 _s, _m, _c, _r = sessions.c, messages.c, current_sessions.c, completion_requests.c
+_e = entity_erasures.c
 
 
 def _p(name: str, like: Any = None) -> Any:
@@ -87,6 +91,29 @@ _HISTORY_WINDOW = and_(
     # Sequence numbers run 1..message_count without gaps: the newest N by key range.
     _m.seq > _s.message_count - bindparam("window", type_=BigInteger()),
 )
+
+
+def _message_insert(owned: Any) -> Any:
+    """An insert of one message numbered from the counter of the session `owned` selects."""
+    last_sequence = select(_s.message_count).where(owned).scalar_subquery()
+    # inline: no RETURNING of the computed key, which executemany would only discard
+    return (
+        insert(messages)
+        .inline()
+        .values(
+            tenant_id=_p("tenant_id"),
+            session_id=_p("session_id"),
+            seq=last_sequence - bindparam("back", type_=BigInteger()),
+            role=_p("role"),
+            content=_p("content", _m.content),
+            content_parts=_p("content_parts", _m.content_parts),
+            name=_p("name"),
+            tool_calls=_p("tool_calls", _m.tool_calls),
+            tool_call_id=_p("tool_call_id"),
+            token_count=_p("token_count"),
+            create_time=_p("now", _m.create_time),
+        )
+    )
 
 
 class Statements:
@@ -127,6 +154,19 @@ class Statements:
             .values(new_session)
             .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
             .returning(_s.id)  # rowcount is not reliable across drivers
+        )
+        # A session a chat turn creates: not for an entity erased since the call began.
+        erased_since_start = and_(
+            _e.tenant_id == _p("tenant_id"),
+            _e.entity_id == _p("entity_id"),
+            _e.erase_time >= _p("call_start", _e.erase_time),
+        )
+        erased_since = select(_e.entity_id).where(erased_since_start).exists()
+        self.erased_since = c(select(_e.erase_time).where(erased_since_start))
+        self.insert_turn_session = c(
+            insert_for(sessions)
+            .from_select(list(new_session), select(*new_session.values()).where(~erased_since))
+            .on_conflict_do_nothing(index_elements=["tenant_id", "id"])
         )
         self.touch_session = c(
             update(sessions)
@@ -188,23 +228,24 @@ class Statements:
             )
             .returning(*sessions.c)
         )
-        last_sequence = select(_s.message_count).where(_owned()).scalar_subquery()
         # Run after count_appended in the same transaction, which holds the session's row: the
         # message `back` places from the end of its turn. No session (deleted meanwhile, or
         # another attribution's): NULL, a constraint violation, and nothing is stored.
-        self.insert_message = c(
-            insert(messages).values(
-                tenant_id=_p("tenant_id"),
-                session_id=_p("session_id"),
-                seq=last_sequence - bindparam("back", type_=BigInteger()),
-                role=_p("role"),
-                content=_p("content", _m.content),
-                content_parts=_p("content_parts", _m.content_parts),
-                name=_p("name"),
-                tool_calls=_p("tool_calls", _m.tool_calls),
-                tool_call_id=_p("tool_call_id"),
-                token_count=_p("token_count"),
-                create_time=_p("now", _m.create_time),
+        self.insert_message = c(_message_insert(_owned()))
+        # The same, for a call with a request id: also NULL unless this call still holds the
+        # id's claim (a retry may take over a claim whose lease ran out).
+        self.insert_claimed_message = c(
+            _message_insert(
+                and_(
+                    _owned(),
+                    select(_r.request_id)
+                    .where(
+                        _r.tenant_id == _p("tenant_id"),
+                        _r.request_id == _p("request_id"),
+                        _r.owner == _p("claim_owner"),
+                    )
+                    .exists(),
+                )
             )
         )
         self.messages_page = c(
@@ -230,30 +271,52 @@ class Statements:
         # A chat call's whole read in one statement: the session, whether it is its
         # attribution's current one, and the newest `window` messages, newest first (one row
         # per message; message columns NULL for an empty session).
-        self.load_by_id = c(
-            select(*sessions.c, _c.session_id.label("current_id"), *_HISTORY_COLUMNS)
-            .select_from(
-                sessions.outerjoin(current_sessions, _POINTER_OF_SESSION).outerjoin(
-                    messages, _HISTORY_WINDOW
-                )
+        if dialect.name == "postgresql":
+            # LATERAL + ORDER BY seq DESC LIMIT: the newest rows straight off the primary
+            # key, whatever the planner's statistics say (a range join may be planned as a
+            # scan of the whole session while statistics lag a bulk import).
+            newest = (
+                select(*_HISTORY_COLUMNS)
+                .where(_m.tenant_id == _s.tenant_id, _m.session_id == _s.id)
+                .order_by(_m.seq.desc())
+                .limit(bindparam("window", type_=BigInteger()))
+                .lateral("newest")
             )
+            history_columns = tuple(newest.c)
+            by_id = sessions.outerjoin(current_sessions, _POINTER_OF_SESSION).outerjoin(
+                newest, true()
+            )
+            via_pointer = current_sessions.join(
+                sessions, and_(_c.tenant_id == _s.tenant_id, _c.session_id == _s.id)
+            ).outerjoin(newest, true())
+            newest_first = newest.c.seq.desc()
+        else:
+            # SQLite has no LATERAL; its planner takes the key range of the join as it is.
+            history_columns = _HISTORY_COLUMNS
+            by_id = sessions.outerjoin(current_sessions, _POINTER_OF_SESSION).outerjoin(
+                messages, _HISTORY_WINDOW
+            )
+            via_pointer = current_sessions.join(
+                sessions, and_(_c.tenant_id == _s.tenant_id, _c.session_id == _s.id)
+            ).outerjoin(messages, _HISTORY_WINDOW)
+            newest_first = _m.seq.desc()
+        session_and_history = (*sessions.c, _c.session_id.label("current_id"), *history_columns)
+        self.load_by_id = c(
+            select(*session_and_history)
+            .select_from(by_id)
             .where(_this_session())
-            .order_by(_m.seq.desc())
+            .order_by(newest_first)
         )
         self.load_current = c(
-            select(*sessions.c, _c.session_id.label("current_id"), *_HISTORY_COLUMNS)
-            .select_from(
-                current_sessions.join(
-                    sessions, and_(_c.tenant_id == _s.tenant_id, _c.session_id == _s.id)
-                ).outerjoin(messages, _HISTORY_WINDOW)
-            )
+            select(*session_and_history)
+            .select_from(via_pointer)
             .where(
                 _c.tenant_id == _p("tenant_id"),
                 _c.entity_id == _p("entity_id"),
                 _c.process_id == _p("process_id"),
                 _s.update_time >= _p("active_since", _s.update_time),
             )
-            .order_by(_m.seq.desc())
+            .order_by(newest_first)
         )
         self.attribution_lock = c(
             text("SELECT pg_advisory_xact_lock(:key)").bindparams(
@@ -271,6 +334,7 @@ class Statements:
                 state=PENDING,
                 create_time=_p("now", _r.create_time),
                 expire_time=_p("expire_time", _r.expire_time),
+                owner=_p("claim_owner"),
             )
             .on_conflict_do_nothing(index_elements=["tenant_id", "request_id"])
             # Whether it inserted is told by the row it returns (rowcount is unreliable here).
@@ -292,12 +356,14 @@ class Statements:
                 response=None,
                 create_time=_p("now", _r.create_time),
                 expire_time=_p("expire_time", _r.expire_time),
+                owner=_p("claim_owner"),
             )
         )
-        self.release_claim = c(delete(completion_requests).where(this_request, _r.state == PENDING))
+        held = and_(this_request, _r.owner == _p("claim_owner"))
+        self.release_claim = c(delete(completion_requests).where(held, _r.state == PENDING))
         self.mark_done = c(
             update(completion_requests)
-            .where(this_request)
+            .where(held)
             .values(
                 state=DONE,
                 session_id=_p("session_id"),
@@ -305,9 +371,91 @@ class Statements:
                 expire_time=_p("expire_time", _r.expire_time),
             )
         )
-        self.purge_requests = c(
-            delete(completion_requests).where(_r.expire_time < _p("now", _r.expire_time))
+        # Expired records, a batch at a time: a purge never holds SQLite's lock for long.
+        expired = (
+            select(_r.tenant_id, _r.request_id)
+            .where(_r.expire_time < _p("now", _r.expire_time))
+            .limit(bindparam("limit", type_=Integer()))
         )
+        self.purge_requests = c(
+            delete(completion_requests).where(tuple_(_r.tenant_id, _r.request_id).in_(expired))
+        )
+        self.purge_erasures = c(
+            delete(entity_erasures).where(_e.erase_time < _p("before", _e.erase_time))
+        )
+        # -- entities ------------------------------------------------------------------------
+        of_entity = and_(_s.tenant_id == _p("tenant_id"), _s.entity_id == _p("entity_id"))
+        entity_session_ids = select(_s.id).where(of_entity)
+        self.erase_messages = c(
+            delete(messages).where(
+                _m.tenant_id == _p("tenant_id"), _m.session_id.in_(entity_session_ids)
+            )
+        )
+        self.erase_requests = c(
+            delete(completion_requests).where(
+                _r.tenant_id == _p("tenant_id"), _r.session_id.in_(entity_session_ids)
+            )
+        )
+        self.erase_pointers = c(
+            delete(current_sessions).where(
+                _c.tenant_id == _p("tenant_id"), _c.entity_id == _p("entity_id")
+            )
+        )
+        self.erase_sessions = c(delete(sessions).where(of_entity))
+        # PostgreSQL: the erasure first locks the entity's sessions, so a turn storing into one
+        # now finishes first (and its rows are then erased), and one that comes later finds
+        # the session gone.
+        self.lock_entity_sessions = c(select(_s.id).where(of_entity).with_for_update())
+        erasure = insert_for(entity_erasures).values(
+            tenant_id=_p("tenant_id"),
+            entity_id=_p("entity_id"),
+            erase_time=_p("now", _e.erase_time),
+        )
+        self.record_erasure = c(
+            erasure.on_conflict_do_update(
+                index_elements=["tenant_id", "entity_id"],
+                set_={"erase_time": erasure.excluded.erase_time},
+            )
+        )
+        self.entity_sessions_page = c(
+            select(sessions)
+            .where(
+                of_entity,
+                or_(
+                    _s.create_time > _p("after_time", _s.create_time),
+                    and_(
+                        _s.create_time == _p("after_time", _s.create_time), _s.id > _p("after_id")
+                    ),
+                ),
+            )
+            .order_by(_s.create_time, _s.id)
+            .limit(bindparam("limit", type_=Integer()))
+        )
+        # Held while erasing (exclusive) and while a chat turn creates a session (shared):
+        # PostgreSQL then sees no turn create a session that the erasure's delete misses.
+        self.entity_lock = c(
+            text("SELECT pg_advisory_xact_lock(:key)").bindparams(
+                bindparam("key", type_=BigInteger())
+            )
+        )
+        self.entity_lock_shared = c(
+            text("SELECT pg_advisory_xact_lock_shared(:key)").bindparams(
+                bindparam("key", type_=BigInteger())
+            )
+        )
+        # -- retention -----------------------------------------------------------------------
+        self.idle_sessions = c(
+            select(_s.tenant_id, _s.id)
+            .where(_s.update_time < _p("cutoff", _s.update_time))
+            .order_by(_s.update_time)
+            .limit(bindparam("limit", type_=Integer()))
+        )
+        idle_session = select(sessions).where(
+            _this_session(), _s.update_time < _p("cutoff", _s.update_time)
+        )
+        if dialect.name == "postgresql":
+            idle_session = idle_session.with_for_update()  # a turn storing now must wait
+        self.lock_idle_session = c(idle_session)
 
 
 # -- parameters and rows -------------------------------------------------------------------
@@ -402,11 +550,17 @@ def append_ops(
     key: dict[str, Any],
     turn: list[NewMessage],
     now: datetime,
+    claim: tuple[str, str] | None = None,
 ) -> list[Op]:
     """Append `turn` to the session of `key` (owner parameters): the counter, then the
-    messages numbered from it. A missing session (or another attribution's) makes the
-    message insert violate NOT NULL, so nothing is stored."""
+    messages numbered from it. A missing session (or another attribution's), or with `claim`
+    (request id, owner token) a claim this call no longer holds, makes the message insert
+    violate NOT NULL, so nothing is stored."""
     appended = Op(statements.count_appended, {**key, "appended": len(turn), "now": now}, Fetch.ONE)
     if not turn:
         return [appended]
-    return [appended, Op(statements.insert_message, message_rows(key, turn, now))]
+    if claim is None:
+        return [appended, Op(statements.insert_message, message_rows(key, turn, now))]
+    request_id, owner_token = claim
+    claimed = {**key, "request_id": request_id, "claim_owner": owner_token}
+    return [appended, Op(statements.insert_claimed_message, message_rows(claimed, turn, now))]

@@ -25,6 +25,7 @@ ID_LENGTH = 36
 NAME_LENGTH = 100
 TENANT_LENGTH = 64
 REQUEST_ID_LENGTH = 128
+OWNER_LENGTH = 32
 
 metadata = MetaData(
     naming_convention={
@@ -66,6 +67,7 @@ sessions = Table(
     Column("update_time", UtcDateTime(), nullable=False),
     Column("message_count", BigInteger, nullable=False, default=0),
     Index(None, "tenant_id", "entity_id", "process_id", "update_time", "id"),
+    Index(None, "update_time"),  # retention finds idle sessions across tenants
 )
 
 messages = Table(
@@ -113,5 +115,19 @@ completion_requests = Table(
     Column("response", Text, nullable=True),
     Column("create_time", UtcDateTime(), nullable=False),
     Column("expire_time", UtcDateTime(), nullable=False),
+    # The call that holds the claim: only it marks the record done or releases it.
+    Column("owner", String(OWNER_LENGTH), nullable=True),
     Index(None, "tenant_id", "session_id"),
+    Index(None, "expire_time"),  # the purge finds expired records without a scan
+)
+
+# Entities erased recently: a chat call that began before the erasure must not create a
+# session for the entity afterwards. Kept a day, far longer than any call may run.
+entity_erasures = Table(
+    "entity_erasures",
+    metadata,
+    Column("tenant_id", String(TENANT_LENGTH), primary_key=True),
+    Column("entity_id", String(NAME_LENGTH), primary_key=True),
+    Column("erase_time", UtcDateTime(), nullable=False),
+    Index(None, "erase_time"),
 )

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from memori_server.domain import Attribution
-from memori_server.errors import SessionNotFound
+from memori_server.errors import EntityErased, RequestIdTakenOver, SessionNotFound
 from memori_server.storage import statements as sql
 from memori_server.storage.database import Database
 from memori_server.storage.records import Completion, HistoryMessage, NewMessage, SessionRecord
@@ -31,11 +31,19 @@ TOKENS_PER_MESSAGE_GUESS = 16
 MAX_FIRST_WINDOW = 1024
 
 
-def _lock_key(tenant_id: str, attribution: Attribution) -> int:
-    """A signed 64-bit advisory lock key for one attribution of one tenant."""
-    name = "\0".join(("memori-current", tenant_id, attribution.entity_id, attribution.process_id))
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+def _lock_key(*names: str) -> int:
+    """A signed 64-bit advisory lock key for a name."""
+    digest = hashlib.blake2b("\0".join(names).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _attribution_lock_key(tenant_id: str, attribution: Attribution) -> int:
+    return _lock_key("memori-current", tenant_id, attribution.entity_id, attribution.process_id)
+
+
+def entity_lock_key(tenant_id: str, entity_id: str) -> int:
+    """The lock an erasure holds exclusively and a turn creating a session shares."""
+    return _lock_key("memori-entity", tenant_id, entity_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,8 @@ class LoadedSession:
     """The newest stored messages: enough for the token budget and the resent-turn check."""
     from_session_start: bool
     """`history` begins with the session's first message."""
+    call_start: datetime
+    """When the call read its context: an erasure of the entity after it voids the turn."""
 
 
 class TurnStore:
@@ -76,16 +86,20 @@ class TurnStore:
         row, its pointer and the first window of messages in one statement, more history
         only when the window did not reach the budget. Each statement stands alone: a turn
         stored meanwhile is only not seen yet."""
-        window = max(
-            min(token_budget // TOKENS_PER_MESSAGE_GUESS + 1, MAX_FIRST_WINDOW), min_messages + 1
-        )
+        window = {
+            "window": max(
+                min(token_budget // TOKENS_PER_MESSAGE_GUESS + 1, MAX_FIRST_WINDOW),
+                min_messages + 1,
+            )
+        }
+        call_start = self._clock()
 
         def unit() -> Unit[LoadedSession]:
             if session_id is not None:
                 (rows,) = yield ops(
                     Op(
                         self._sql.load_by_id,
-                        {"tenant_id": tenant_id, "session_id": session_id, "window": window},
+                        {"tenant_id": tenant_id, "session_id": session_id, **window},
                         Fetch.ALL,
                     ),
                     commit=True,
@@ -98,8 +112,8 @@ class TurnStore:
                             "tenant_id": tenant_id,
                             "entity_id": attribution.entity_id,
                             "process_id": attribution.process_id,
-                            "active_since": self._clock() - timedelta(seconds=idle_seconds),
-                            "window": window,
+                            "active_since": call_start - timedelta(seconds=idle_seconds),
+                            **window,
                         },
                         Fetch.ALL,
                     ),
@@ -113,6 +127,7 @@ class TurnStore:
                     is_current=False,
                     history=[],
                     from_session_start=True,
+                    call_start=call_start,
                 )
             head = rows[0]
             check_owner(head, attribution)
@@ -130,6 +145,7 @@ class TurnStore:
                 is_current=head.current_id == head.id,
                 history=history,
                 from_session_start=from_start,
+                call_start=call_start,
             )
 
         return await self._db.run(Work(unit, writes=False, heavy=heavy))
@@ -195,15 +211,26 @@ class TurnStore:
 
         def unit() -> Unit[SessionRecord]:
             target = loaded.session_id
-            if loaded.record is None and loaded.from_current:
+            creating = loaded.record is None
+            if creating and loaded.from_current:
                 joined = yield from self._joined_current(tenant_id, attribution, now, idle_seconds)
                 target = joined or target
+                creating = joined is None
             key = sql.owner(tenant_id, target, attribution)
             writes: list[Op] = []
-            if loaded.record is None and target == loaded.session_id:
-                writes.append(Op(self._sql.insert_session_if_absent, {**key, "now": now}))
+            if creating:
+                if self._db.dialect == "postgresql":  # an erasure running now must see it
+                    lock = {"key": entity_lock_key(tenant_id, attribution.entity_id)}
+                    writes.append(Op(self._sql.entity_lock_shared, lock))
+                writes.append(
+                    Op(
+                        self._sql.insert_turn_session,
+                        {**key, "now": now, "call_start": loaded.call_start},
+                    )
+                )
             counted_at = len(writes)
-            writes += sql.append_ops(self._sql, key, messages, now)
+            claim = (completion.request_id, completion.owner) if completion else None
+            writes += sql.append_ops(self._sql, key, messages, now, claim)
             if not (loaded.is_current and target == loaded.session_id):
                 writes.append(Op(self._sql.point_current, key))
             if completion is not None:
@@ -213,6 +240,7 @@ class TurnStore:
                         {
                             "tenant_id": tenant_id,
                             "request_id": completion.request_id,
+                            "claim_owner": completion.owner,
                             "session_id": target,
                             "response": completion.response,
                             "expire_time": completion.expire_time(now),
@@ -222,22 +250,47 @@ class TurnStore:
             try:
                 results = yield ops(*writes, commit=True)
             except ConstraintViolation:
-                # No session to number the messages from: deleted meanwhile, or another
-                # attribution's session under this id. Nothing was stored; say which.
-                (row,) = yield ops(
-                    Op(
-                        self._sql.session_by_id,
-                        {"tenant_id": tenant_id, "session_id": target},
-                        Fetch.ONE,
-                    ),
-                    commit=True,
-                )
-                if row is not None:
-                    check_owner(row, attribution)
-                raise SessionNotFound(target) from None
+                # Nothing was stored: find out why, and say so.
+                yield from self._refusal(tenant_id, attribution, target, loaded, completion)
+                raise AssertionError("unreachable: _refusal raises") from None
             return sql.session_record(results[counted_at])
 
         return await self._db.run(Work(unit, writes=True, heavy=heavy))
+
+    def _refusal(
+        self,
+        tenant_id: str,
+        attribution: Attribution,
+        target: str,
+        loaded: LoadedSession,
+        completion: Completion | None,
+    ) -> Unit[None]:
+        """Why a turn's messages had no sequence number: always raises the domain error."""
+        checks = [
+            Op(self._sql.session_by_id, {"tenant_id": tenant_id, "session_id": target}, Fetch.ONE),
+            Op(
+                self._sql.erased_since,
+                {
+                    "tenant_id": tenant_id,
+                    "entity_id": attribution.entity_id,
+                    "call_start": loaded.call_start,
+                },
+                Fetch.ONE,
+            ),
+        ]
+        if completion is not None:
+            request = {"tenant_id": tenant_id, "request_id": completion.request_id}
+            checks.append(Op(self._sql.claim_row, request, Fetch.ONE))
+        session, erasure, *claim = yield ops(*checks, commit=True)
+        if erasure is not None:
+            raise EntityErased(attribution.entity_id)
+        if completion is not None and (
+            not claim or claim[0] is None or claim[0].owner != completion.owner
+        ):
+            raise RequestIdTakenOver(completion.request_id)
+        if session is not None:
+            check_owner(session, attribution)  # another attribution's session under this id
+        raise SessionNotFound(target)
 
     def _joined_current(
         self, tenant_id: str, attribution: Attribution, now: datetime, idle_seconds: float
@@ -251,7 +304,10 @@ class TurnStore:
         checks: list[Op] = []
         if self._db.dialect == "postgresql":
             checks.append(
-                Op(self._sql.attribution_lock, {"key": _lock_key(tenant_id, attribution)})
+                Op(
+                    self._sql.attribution_lock,
+                    {"key": _attribution_lock_key(tenant_id, attribution)},
+                )
             )
         checks.append(
             Op(
