@@ -24,7 +24,11 @@ class CompiledStatement:
     """SQL text plus the bind conversions of its parameters and the result conversions of
     its columns (a SELECT's, or a DML statement's RETURNING)."""
 
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+    def __init__(
+        self, statement: ClauseElement, dialect: Dialect, *, repeated_head: int = 0
+    ) -> None:
+        """`repeated_head`: this many leading columns hold the same values in every row (a
+        joined parent row); `rows` converts them once."""
         compiled: Any = statement.compile(dialect=dialect)
         self.sql = str(compiled)
         self._positional = compiled.positional
@@ -40,6 +44,10 @@ class CompiledStatement:
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
         self._active = [(index, process) for index, process in enumerate(processors) if process]
+        self._head = repeated_head
+        self._tail_active = [
+            (index, process) for index, process in self._active if index >= repeated_head
+        ]
         # Without known columns (a text statement) rows stay plain tuples.
         self._row: Any = (
             namedtuple("Row", [column.key for column in columns])
@@ -64,6 +72,20 @@ class CompiledStatement:
         for index, process in self._active:
             values[index] = process(values[index])
         return self._row(*values)
+
+    def rows(self, raws: Sequence[Sequence[Any]]) -> list[Any]:
+        """Driver rows as named tuples, the repeated head converted only in the first."""
+        if not self._head or len(raws) < 2:
+            return [self.row(raw) for raw in raws]
+        first = self.row(raws[0])
+        head = list(first[: self._head])
+        result = [first]
+        for raw in raws[1:]:
+            values = head + list(raw[self._head :])
+            for index, process in self._tail_active:
+                values[index] = process(values[index])
+            result.append(self._row(*values))
+        return result
 
 
 def _result_columns(statement: ClauseElement) -> list[Any]:

@@ -112,7 +112,7 @@ def _execute_blocking(cursor: Any, op: Op) -> Any:
     if op.fetch is Fetch.ONE:
         return statement.row(cursor.fetchone())
     if op.fetch is Fetch.ALL:
-        return [statement.row(raw) for raw in cursor.fetchall()]
+        return statement.rows(cursor.fetchall())
     if op.fetch is Fetch.ROWCOUNT:
         return cursor.rowcount
     return None
@@ -277,7 +277,7 @@ async def _fetch(cursor: psycopg.AsyncCursor[Any], op: Op) -> Any:
     if op.fetch is Fetch.ONE:
         return statement.row(await cursor.fetchone())
     if op.fetch is Fetch.ALL:
-        return [statement.row(raw) for raw in await cursor.fetchall()]
+        return statement.rows(await cursor.fetchall())
     if op.fetch is Fetch.ROWCOUNT:
         return cursor.rowcount
     return None

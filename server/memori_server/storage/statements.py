@@ -301,13 +301,16 @@ class Statements:
             ).outerjoin(messages, _HISTORY_WINDOW)
             newest_first = _m.seq.desc()
         session_and_history = (*sessions.c, _c.session_id.label("current_id"), *history_columns)
-        self.load_by_id = c(
+        head = len(sessions.c) + 1  # the session and its pointer repeat in every row
+        self.load_by_id = CompiledStatement(
             select(*session_and_history)
             .select_from(by_id)
             .where(_this_session())
-            .order_by(newest_first)
+            .order_by(newest_first),
+            dialect,
+            repeated_head=head,
         )
-        self.load_current = c(
+        self.load_current = CompiledStatement(
             select(*session_and_history)
             .select_from(via_pointer)
             .where(
@@ -316,7 +319,9 @@ class Statements:
                 _c.process_id == _p("process_id"),
                 _s.update_time >= _p("active_since", _s.update_time),
             )
-            .order_by(newest_first)
+            .order_by(newest_first),
+            dialect,
+            repeated_head=head,
         )
         self.attribution_lock = c(
             text("SELECT pg_advisory_xact_lock(:key)").bindparams(
