@@ -47,8 +47,11 @@ from tests.fuzz_cases import (
 )
 from tests.fuzz_strategies import MODEL, Owner, Pool, encode_token, struct_of
 
+pytestmark = pytest.mark.both_storage_paths  # storage fast paths on and off
+
 # Examples per RPC in each family (each example is one case: one call, or for upstream
-# replies the chat call plus Get and every ListMessages page of its session).
+# replies the chat call plus Get and every ListMessages page of its session); a third as
+# many again with every storage unit on the thread path.
 EXAMPLES = {"structured": 60, "raw bytes": 20, "page tokens": 80, "upstream replies": 60}
 FAMILY_RPCS = [
     pytest.param(family, rpc, id=f"{family.replace(' ', '_')}-{rpc.label}")
@@ -87,12 +90,13 @@ def test_the_issued_page_tokens_lead_to_the_next_page(fuzzer: Fuzzer) -> None:
 
 @pytest.mark.parametrize(("family", "rpc"), FAMILY_RPCS)
 def test_no_input_ends_internal_or_unknown(
-    fuzzer: Fuzzer, upstream: StandinThread, family: str, rpc: Rpc
+    fuzzer: Fuzzer, upstream: StandinThread, storage_path: str, family: str, rpc: Rpc
 ) -> None:
     case = FAMILIES[family][0]
+    examples = EXAMPLES[family] if storage_path == "fast" else EXAMPLES[family] // 3
     calls: list[Outcome] = []
 
-    @_slice(EXAMPLES[family])
+    @_slice(examples)
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
         outcomes = case(fuzzer, data, rpc)
@@ -101,7 +105,7 @@ def test_no_input_ends_internal_or_unknown(
         assert not failed, "\n".join(outcome.report() for outcome in failed)
 
     run()
-    assert len(calls) >= EXAMPLES[family]  # every example made its calls
+    assert len(calls) >= examples  # every example made its calls
     problems = serving_problems(fuzzer.channel, upstream)
     assert not problems, problems
 
