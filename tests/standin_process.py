@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from typing import Any
 
@@ -77,3 +78,23 @@ class StandinProcess:
             records = json.loads(reply.read())
         assert isinstance(records, list)
         return records
+
+    def script(self, *behaviours: dict[str, Any]) -> None:
+        """Queue behaviours for the next chat requests (its /_standin/script endpoint)."""
+        request = urllib.request.Request(
+            f"{self.control_url}/_standin/script",
+            data=json.dumps(list(behaviours)).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """What the stand-in received, once it has received `count` requests."""
+        deadline = time.monotonic() + timeout
+        while len(received := self.requests()) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(received)} of {count} requests after {timeout} s")
+            time.sleep(0.02)
+        return received

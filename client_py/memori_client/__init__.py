@@ -8,6 +8,7 @@ memori = Memori().attribution("user-123", "my-agent").llm.register(client)
 client.chat.completions.create(model="gpt-4o-mini", messages=[...])
 """
 
+from memori_client.entities import Erased, ExportedSession
 from memori_client.errors import (
     AttributionRequired,
     ClientAlreadyRegistered,
@@ -28,6 +29,8 @@ __all__ = [
     "AttributionRequired",
     "ChunkStream",
     "ClientAlreadyRegistered",
+    "Erased",
+    "ExportedSession",
     "Memori",
     "MemoriClosed",
     "MemoriError",

@@ -14,12 +14,13 @@ import threading
 from typing import TYPE_CHECKING
 
 import grpc
-from memori_proto.v1 import chat_pb2_grpc, session_pb2_grpc
+from memori_proto.v1 import chat_pb2_grpc, entity_pb2_grpc, session_pb2_grpc
 
 from memori_client.errors import MemoriClosed
 
 if TYPE_CHECKING:
     from memori_proto.v1.chat_pb2_grpc import ChatServiceAsyncStub
+    from memori_proto.v1.entity_pb2_grpc import EntityServiceAsyncStub
     from memori_proto.v1.session_pb2_grpc import SessionServiceAsyncStub
 
 DEFAULT_TARGET = "localhost:50051"
@@ -59,6 +60,7 @@ class Connection:
         self._aio: dict[asyncio.AbstractEventLoop, grpc.aio.Channel] = {}
         self._aio_chat: dict[asyncio.AbstractEventLoop, ChatServiceAsyncStub] = {}
         self._aio_sessions: dict[asyncio.AbstractEventLoop, SessionServiceAsyncStub] = {}
+        self._aio_entities: dict[asyncio.AbstractEventLoop, EntityServiceAsyncStub] = {}
 
     def chat(self) -> chat_pb2_grpc.ChatServiceStub:
         stub = self._chat
@@ -70,6 +72,17 @@ class Connection:
         stub = self._sessions
         if stub is None:
             stub = self._sessions = session_pb2_grpc.SessionServiceStub(self._sync_channel())
+        return stub
+
+    def entities(self) -> entity_pb2_grpc.EntityServiceStub:
+        return entity_pb2_grpc.EntityServiceStub(self._sync_channel())
+
+    def aio_entities(self) -> EntityServiceAsyncStub:
+        loop = asyncio.get_running_loop()
+        stub = self._aio_entities.get(loop)
+        if stub is None:
+            channel = self._aio_channel(loop)
+            stub = self._aio_entities[loop] = entity_pb2_grpc.EntityServiceStub(channel)
         return stub
 
     def aio_chat(self) -> ChatServiceAsyncStub:
@@ -109,6 +122,7 @@ class Connection:
             del self._aio[old]
             self._aio_chat.pop(old, None)
             self._aio_sessions.pop(old, None)
+            self._aio_entities.pop(old, None)
         channel = (
             grpc.aio.secure_channel(self.target, self._credentials, _CHANNEL_OPTIONS)
             if self._credentials is not None
@@ -132,7 +146,7 @@ class Connection:
             channel, self._channel = self._channel, None
             aio, self._aio = self._aio, {}
             self._chat = self._sessions = None
-            self._aio_chat, self._aio_sessions = {}, {}
+            self._aio_chat, self._aio_sessions, self._aio_entities = {}, {}, {}
         if channel is not None and channel is not self._given_channel:
             channel.close()
         for loop, opened in aio.items():

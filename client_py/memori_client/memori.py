@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
 
@@ -17,6 +18,13 @@ from memori_proto.v1 import common_pb2
 
 from memori_client import identifiers
 from memori_client.connection import Connection
+from memori_client.entities import (
+    AsyncEntities,
+    Erased,
+    ExportedSession,
+    erase_entity,
+    export_entity,
+)
 from memori_client.errors import AttributionRequired
 from memori_client.llm import LLM
 from memori_client.session import SessionManager
@@ -55,6 +63,8 @@ class Memori:
         self._attribution: common_pb2.Attribution | None = None
         self.session = SessionManager(self)
         self.llm = LLM(self)
+        self.aio = AsyncEntities(self)
+        """The entity calls for async code: `await memori.aio.erase_entity(...)`."""
 
     def attribution(self, entity_id: str, process_id: str | None = None) -> Self:
         """Who the conversation belongs to: the end user (entity) and the agent (process).
@@ -85,6 +95,16 @@ class Memori:
         with self._lock:
             self._session_id = checked
         return self
+
+    def erase_entity(self, entity_id: str) -> Erased:
+        """Delete everything the service holds of this end user, under every process (agent),
+        within this API key's tenant; returns what was deleted. A second call deletes 0."""
+        return erase_entity(self, entity_id)
+
+    def export_entity(self, entity_id: str) -> Iterator[ExportedSession]:
+        """Every session of this end user (under every process) with its messages, oldest
+        session first; sessions arrive one by one as the service streams them."""
+        return export_entity(self, entity_id)
 
     def call_identity(
         self, *, require_attribution: bool = True

@@ -208,7 +208,7 @@ def _history(memori: Memori) -> Steps[list[dict[str, Any]]]:
             reply = yield ("ListMessages", request, session_id)
         except SessionNotFound:  # nothing was sent in it yet
             return messages
-        messages.extend(_openai_message(item.message) for item in reply.messages)
+        messages.extend(openai_message(item.message) for item in reply.messages)
         if not reply.next_page_token:
             return messages
         request.page_token = reply.next_page_token
@@ -251,7 +251,7 @@ def _whole_numbers(value: Any) -> Any:
     return value
 
 
-def _openai_message(message: common_pb2.ChatMessage) -> dict[str, Any]:
+def openai_message(message: common_pb2.ChatMessage) -> dict[str, Any]:
     result: dict[str, Any] = {"role": ROLE_NAMES.get(message.role, "user")}
     if message.HasField("content"):
         result["content"] = message.content
