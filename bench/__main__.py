@@ -10,7 +10,10 @@
 - fuzz: 10,000 property-based fuzz cases over every RPC, counted by status code; exits 1 on
   any INTERNAL/UNKNOWN or when the server stops serving (bench/fuzz.py);
 - health_under_load: Health/Check latency while four callers resend 2,048-message histories
-  (bench/health_under_load.py).
+  (bench/health_under_load.py);
+- data_lifecycle: request-id record bytes per streamed token (now and before), SQLite's
+  synchronous=full against normal, and erasing an entity of 100,000 messages
+  (bench/data_lifecycle.py).
 
 Each database backend gets one server process (`bench.bench_server`, the real app) and one
 stand-in upstream process (`python -m standin_upstream`); the load comes from this process.
@@ -34,6 +37,7 @@ from pathlib import Path
 from bench import (
     chat_complete,
     client_overhead,
+    data_lifecycle,
     fuzz,
     health_under_load,
     session_get,
@@ -55,6 +59,7 @@ BENCHMARKS = (
     "ts_client_overhead",
     "fuzz",
     "health_under_load",
+    "data_lifecycle",
 )
 
 
@@ -181,12 +186,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     fuzz_results: list[fuzz.Result] = []
     health_results: list[health_under_load.Result] = []
     health_plan = health_under_load.QUICK if args.quick else health_under_load.FULL
+    lifecycle_results: list[data_lifecycle.Result] = []
+    lifecycle_plan = data_lifecycle.QUICK if args.quick else data_lifecycle.FULL
     with tempfile.TemporaryDirectory(prefix="memori-bench-") as tmp:
         workdir = Path(tmp)
         for backend, database in _databases(workdir, postgres_admin_url(args.database_url)):
             profile = workdir / f"{backend}.prof" if args.profile else None
             with database as url:
                 seeded = None
+                erased_entity = None
+                if "data_lifecycle" in selected:
+                    print(f"data_lifecycle: {backend}: seeding the entity to erase", flush=True)
+                    erased_entity = asyncio.run(
+                        data_lifecycle.seed_entity(url, lifecycle_plan.erase_messages)
+                    )
                 if "chat_complete" in selected:
                     print(f"chat_complete: {backend}: seeding the sessions", flush=True)
                     seeded = asyncio.run(chat_complete.seed(url, plan))
@@ -249,6 +262,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         health_results.append(
                             health_under_load.measure(server.target, backend, health_plan)
                         )
+                    if erased_entity is not None:
+                        print(f"data_lifecycle: {backend} at {server.target}", flush=True)
+                        lifecycle_results.append(
+                            data_lifecycle.measure(
+                                server.target,
+                                upstream.control_url,
+                                upstream.base_url,
+                                backend,
+                                url,
+                                erased_entity,
+                                lifecycle_plan,
+                            )
+                        )
                     if seeded is not None:
                         print(
                             f"chat_complete: {backend} at {server.target}, upstream "
@@ -285,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if health_results:
         print()
         print(health_under_load.format_table(health_results))
+    if lifecycle_results:
+        print()
+        print(data_lifecycle.format_report(lifecycle_results))
     if args.fail_above is not None and any(r.p50_ratio > args.fail_above for r in get_results):
         return 1
     return 0 if all(result.passed for result in fuzz_results) else 1

@@ -109,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--history-token-budget", type=int, help="the server's history budget (its default)"
     )
+    parser.add_argument(
+        "--sqlite-synchronous", choices=("full", "normal"), help="SQLite's synchronous mode"
+    )
     args = parser.parse_args(argv)
     values: dict[str, object] = {
         "listen": args.listen,
@@ -121,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.history_token_budget is not None:
         values["history_token_budget"] = args.history_token_budget
+    if args.sqlite_synchronous is not None:
+        values["sqlite_synchronous"] = args.sqlite_synchronous
     settings = Settings.model_validate(values)
     configure_logging("INFO", "text")
     timer = LayerTimer()

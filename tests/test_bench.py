@@ -212,3 +212,26 @@ def test_health_under_load_reports_both_phases() -> None:
     ratio = _HEALTH_RATIO.search(result.stdout)
     assert ratio is not None, output
     assert int(ratio.group(3)) > 0, output
+
+
+_LIFECYCLE_RECORD = re.compile(
+    r"^sqlite\s+stream record: (\d+) bytes for (\d+) streamed tokens = ([\d.]+) bytes/token "
+    r"\(raw chunks kept before: ([\d.]+) bytes/token",
+    re.M,
+)
+_LIFECYCLE_ERASE = re.compile(r"^sqlite\s+erase: (\d+) messages in 10 sessions in (\d+) ms", re.M)
+_LIFECYCLE_SYNC = re.compile(r"^sqlite\s+Complete p50 with synchronous=full ([\d.]+) ms", re.M)
+
+
+def test_data_lifecycle_reports_records_erasure_and_commit_cost() -> None:
+    result = _bench_quick("data_lifecycle")
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, output
+    record = _LIFECYCLE_RECORD.search(result.stdout)
+    assert record is not None, output
+    assert int(record.group(2)) >= 900, output  # about a thousand streamed tokens
+    assert float(record.group(3)) < float(record.group(4)), output
+    erase = _LIFECYCLE_ERASE.search(result.stdout)
+    assert erase is not None, output
+    assert int(erase.group(1)) == 2000, output
+    assert _LIFECYCLE_SYNC.search(result.stdout) is not None, output
