@@ -24,6 +24,7 @@ from tests.standin_process import StandinProcess
 GRPCURL = VENV_BIN / "grpcurl"
 SESSION_PROTO = ROOT / "proto" / "memori" / "v1" / "session.proto"
 CHAT_PROTO = ROOT / "proto" / "memori" / "v1" / "chat.proto"
+ENTITY_PROTO = ROOT / "proto" / "memori" / "v1" / "entity.proto"
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,7 @@ def test_list_shows_services(memori: ServerProcess) -> None:
     assert {
         "memori.v1.SessionService",
         "memori.v1.ChatService",
+        "memori.v1.EntityService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     } <= services
@@ -125,6 +127,15 @@ def test_describe_service_shows_documentation(memori: ServerProcess) -> None:
     assert_documented(output, "service SessionService {")
     assert_documented(output, "rpc Get(GetRequest) returns (GetResponse);")
     assert_documented(output, "rpc Reset(ResetRequest) returns (ResetResponse);")
+
+
+def test_entity_service_is_described_with_its_documentation(memori: ServerProcess) -> None:
+    output = ok(grpcurl(memori, "describe", "memori.v1.EntityService"))
+    assert_documented(output, "rpc Erase(EraseRequest) returns (EraseResponse);", ENTITY_PROTO)
+    assert_documented(
+        output, "rpc Export(ExportRequest) returns (stream ExportResponse);", ENTITY_PROTO
+    )
+    assert "right to be forgotten" in output
 
 
 def test_describe_method_shows_documentation(memori: ServerProcess) -> None:
