@@ -268,3 +268,31 @@ def test_list_with_an_enormous_window_admits_everything(sessions: SessionService
     window = duration_pb2.Duration(seconds=315_576_000_000)  # the largest valid Duration
     listed = sessions.List(session_pb2.ListRequest(attribution=who, active_within=window))
     assert [s.id for s in listed.sessions] == created[::-1]
+
+
+def test_a_session_of_large_messages_lists_in_pages_any_client_can_receive(
+    server: InProcessServer, sessions: SessionServiceStub
+) -> None:
+    """Six messages of 900 kB each: a default page would be 5 MB, over gRPC's default 4 MiB
+    receive limit; pages end early instead, and every message is read."""
+    who = common_pb2.Attribution(entity_id=f"user-{new_id()}", process_id="big")
+    session_id = new_id()
+    sessions.Set(session_pb2.SetRequest(attribution=who, session_id=session_id))
+    assert server.server.store is not None
+    big = [NewMessage("user", f"{n}" + "x" * 900_000) for n in range(6)]
+    server.run(server.server.store.append_messages("default", session_id, big))
+    with grpc.insecure_channel(server.target) as default_limits:  # 4 MiB receive
+        stub = SessionServiceStub(default_limits)
+        read: list[str] = []
+        token, pages = "", 0
+        while True:
+            page = stub.ListMessages(
+                session_pb2.ListMessagesRequest(session_id=session_id, page_token=token)
+            )
+            read.extend(m.message.content[0] for m in page.messages)
+            pages += 1
+            token = page.next_page_token
+            if not token:
+                break
+    assert read == [str(n) for n in range(6)]
+    assert pages >= 3

@@ -82,3 +82,24 @@ def message_pb(stored: StoredMessage) -> session_pb2.Message:
         create_time=timestamp(stored.create_time),
         token_count=message.token_count,
     )
+
+
+# A page of messages stays well within gRPC's default 4 MiB receive limit, so any client can
+# read any session, however large its messages: a page ends early (with a next token) when it
+# would pass this, and always holds at least one message.
+PAGE_BYTES = 2 * 1024 * 1024
+
+
+def message_pages(stored: list[StoredMessage]) -> list[list[session_pb2.Message]]:
+    """`stored` as messages, split into pages of at most PAGE_BYTES (one message at least)."""
+    pages: list[list[session_pb2.Message]] = [[]]
+    size = 0
+    for item in stored:
+        message = message_pb(item)
+        length = message.ByteSize()
+        if pages[-1] and size + length > PAGE_BYTES:
+            pages.append([])
+            size = 0
+        pages[-1].append(message)
+        size += length
+    return pages if pages[0] else []

@@ -9,7 +9,7 @@ from memori_proto.v1 import entity_pb2, entity_pb2_grpc
 from memori_server import validation
 from memori_server.metrics import ENTITIES_ERASED
 from memori_server.rpc_errors import Context
-from memori_server.services.convert import message_pb, session_pb
+from memori_server.services.convert import message_pages, session_pb
 from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.entity_store import EntityStore
 from memori_server.validation import Violations
@@ -42,6 +42,5 @@ class EntityService(entity_pb2_grpc.EntityServiceServicer):
         self, request: entity_pb2.ExportRequest, rpc: Context
     ) -> AsyncIterator[entity_pb2.ExportResponse]:
         async for session, messages in self._store.export(calling_tenant(), _entity(request)):
-            yield entity_pb2.ExportResponse(
-                session=session_pb(session), messages=[message_pb(item) for item in messages]
-            )
+            for page in message_pages(messages) or [[]]:
+                yield entity_pb2.ExportResponse(session=session_pb(session), messages=page)

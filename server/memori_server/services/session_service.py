@@ -7,7 +7,7 @@ from memori_proto.v1 import common_pb2, session_pb2, session_pb2_grpc
 from memori_server import page_tokens, validation
 from memori_server.domain import Attribution
 from memori_server.rpc_errors import Context
-from memori_server.services.convert import message_pb, session_pb
+from memori_server.services.convert import message_pages, session_pb
 from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.session_store import SessionCursor, SessionStore
 from memori_server.validation import Violations
@@ -174,11 +174,11 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
         stored, more = await self._store.list_messages(
             tenant, session_id, attribution, after_sequence=after_sequence, limit=limit
         )
+        pages = message_pages(stored)
+        page = pages[0] if pages else []
         next_token = ""
-        if more and stored:
+        if (more or len(pages) > 1) and page:
             next_token = page_tokens.encode(
-                "messages", request_fingerprint, {"s": stored[-1].sequence}
+                "messages", request_fingerprint, {"s": page[-1].sequence}
             )
-        return session_pb2.ListMessagesResponse(
-            messages=[message_pb(item) for item in stored], next_page_token=next_token
-        )
+        return session_pb2.ListMessagesResponse(messages=page, next_page_token=next_token)

@@ -47,9 +47,9 @@ class EntityServiceStub:
     Export: _grpc.UnaryStreamMultiCallable[_entity_pb2.ExportRequest, _entity_pb2.ExportResponse]
     """Streams every session of the entity (under every process id) with its messages: sessions
     by creation time (then id), each followed by its messages in sequence order, in pages.
-    Each response carries one session and up to 500 of its messages, continuing the previous
-    response when that was the same session; a session without messages comes once with
-    none. The export reads page by page: turns stored while it runs may or may not be in it.
+    Each response carries one session and up to 500 of its messages (fewer when they are
+    large: a response stays under 2 MiB), continuing the previous response when that was the
+    same session; a session without messages comes once with none. The export reads page by page: turns stored while it runs may or may not be in it.
     """
 
 @_typing.type_check_only
@@ -71,9 +71,9 @@ class EntityServiceAsyncStub(EntityServiceStub):
     Export: _aio.UnaryStreamMultiCallable[_entity_pb2.ExportRequest, _entity_pb2.ExportResponse]  # type: ignore[assignment]
     """Streams every session of the entity (under every process id) with its messages: sessions
     by creation time (then id), each followed by its messages in sequence order, in pages.
-    Each response carries one session and up to 500 of its messages, continuing the previous
-    response when that was the same session; a session without messages comes once with
-    none. The export reads page by page: turns stored while it runs may or may not be in it.
+    Each response carries one session and up to 500 of its messages (fewer when they are
+    large: a response stays under 2 MiB), continuing the previous response when that was the
+    same session; a session without messages comes once with none. The export reads page by page: turns stored while it runs may or may not be in it.
     """
 
 class EntityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -104,9 +104,9 @@ class EntityServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_entity_pb2.ExportResponse], _abc.AsyncIterator[_entity_pb2.ExportResponse]]:
         """Streams every session of the entity (under every process id) with its messages: sessions
         by creation time (then id), each followed by its messages in sequence order, in pages.
-        Each response carries one session and up to 500 of its messages, continuing the previous
-        response when that was the same session; a session without messages comes once with
-        none. The export reads page by page: turns stored while it runs may or may not be in it.
+        Each response carries one session and up to 500 of its messages (fewer when they are
+        large: a response stays under 2 MiB), continuing the previous response when that was the
+        same session; a session without messages comes once with none. The export reads page by page: turns stored while it runs may or may not be in it.
         """
 
 def add_EntityServiceServicer_to_server(servicer: EntityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -400,7 +400,10 @@ class ListMessagesRequest(_message.Message):
     session_id: _builtins.str
     """The session whose history to read. Required."""
     page_size: _builtins.int
-    """Maximum number of messages to return; 0 means 100, values above 1000 are treated as 1000."""
+    """Maximum number of messages to return; 0 means 100, values above 1000 are treated as 1000.
+    A page of large messages holds fewer (a response stays under 2 MiB, at least one message),
+    so every session can be read with gRPC's default message limits.
+    """
     page_token: _builtins.str
     """`next_page_token` of a previous call with the same other fields; empty for the first page."""
     @_builtins.property

@@ -146,9 +146,9 @@ export const EntityService: GenService<{
   /**
    * Streams every session of the entity (under every process id) with its messages: sessions
    * by creation time (then id), each followed by its messages in sequence order, in pages.
-   * Each response carries one session and up to 500 of its messages, continuing the previous
-   * response when that was the same session; a session without messages comes once with
-   * none. The export reads page by page: turns stored while it runs may or may not be in it.
+   * Each response carries one session and up to 500 of its messages (fewer when they are
+   * large: a response stays under 2 MiB), continuing the previous response when that was the
+   * same session; a session without messages comes once with none. The export reads page by page: turns stored while it runs may or may not be in it.
    *
    * @generated from rpc memori.v1.EntityService.Export
    */

@@ -405,6 +405,8 @@ export type ListMessagesRequest = Message$1<"memori.v1.ListMessagesRequest"> & {
 
   /**
    * Maximum number of messages to return; 0 means 100, values above 1000 are treated as 1000.
+   * A page of large messages holds fewer (a response stays under 2 MiB, at least one message),
+   * so every session can be read with gRPC's default message limits.
    *
    * @generated from field: int32 page_size = 3;
    */
