@@ -13,7 +13,10 @@
   (bench/health_under_load.py);
 - data_lifecycle: request-id record bytes per streamed token (now and before), SQLite's
   synchronous=full against normal, and erasing an entity of 100,000 messages
-  (bench/data_lifecycle.py).
+  (bench/data_lifecycle.py);
+- hot_path: the server's CPU per completion and throughput with 32 Python-client callers
+  (each its own Memori and AsyncOpenAI) against 32 direct callers, at 0, 10 and about 300
+  messages in the window (bench/hot_path.py).
 
 Each database backend gets one server process (`bench.bench_server`, the real app) and one
 stand-in upstream process (`python -m standin_upstream`); the load comes from this process.
@@ -40,6 +43,7 @@ from bench import (
     data_lifecycle,
     fuzz,
     health_under_load,
+    hot_path,
     session_get,
     ts_client_overhead,
 )
@@ -60,6 +64,7 @@ BENCHMARKS = (
     "fuzz",
     "health_under_load",
     "data_lifecycle",
+    "hot_path",
 )
 
 
@@ -187,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     health_results: list[health_under_load.Result] = []
     health_plan = health_under_load.QUICK if args.quick else health_under_load.FULL
     lifecycle_results: list[data_lifecycle.Result] = []
+    hot_results: list[hot_path.Result] = []
+    hot_plan = hot_path.QUICK if args.quick else hot_path.FULL
     lifecycle_plan = data_lifecycle.QUICK if args.quick else data_lifecycle.FULL
     with tempfile.TemporaryDirectory(prefix="memori-bench-") as tmp:
         workdir = Path(tmp)
@@ -195,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             with database as url:
                 seeded = None
                 erased_entity = None
+                hot_sessions = None
+                if "hot_path" in selected:
+                    print(f"hot_path: {backend}: seeding the sessions", flush=True)
+                    hot_sessions = asyncio.run(hot_path.seed(url, hot_plan.callers))
                 if "data_lifecycle" in selected:
                     print(f"data_lifecycle: {backend}: seeding the entity to erase", flush=True)
                     erased_entity = asyncio.run(
@@ -262,6 +273,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         health_results.append(
                             health_under_load.measure(server.target, backend, health_plan)
                         )
+                    if hot_sessions is not None:
+                        print(
+                            f"hot_path: {backend} at {server.target}; "
+                            f"{hot_path.describe(hot_plan)}",
+                            flush=True,
+                        )
+                        hot_results.extend(
+                            hot_path.measure(
+                                server.target,
+                                upstream.base_url,
+                                upstream.control_url,
+                                server.process.pid,
+                                backend,
+                                hot_sessions,
+                                hot_plan,
+                            )
+                        )
                     if erased_entity is not None:
                         print(f"data_lifecycle: {backend} at {server.target}", flush=True)
                         lifecycle_results.append(
@@ -311,6 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if health_results:
         print()
         print(health_under_load.format_table(health_results))
+    if hot_results:
+        print()
+        print(hot_path.format_table(hot_results))
     if lifecycle_results:
         print()
         print(data_lifecycle.format_report(lifecycle_results))
