@@ -47,9 +47,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# Libraries that log every HTTP request at INFO: one line per completion is noise, and its
+# formatting and write cost the event loop a few per cent of every call. DEBUG shows them.
+_CHATTY = ("httpx", "httpx2", "openai", "aiohttp.access")
+
+
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")

@@ -67,7 +67,7 @@ def _sqlite_engine(url: URL, pool_size: int, synchronous: str) -> Engine:
         raise ValueError(f"sqlite synchronous mode {synchronous!r}: use full or normal")
     engine = sqlalchemy_engine(
         url,
-        pool_size=pool_size + 2,  # + the connections point reads and inline writes keep
+        pool_size=pool_size + 3,  # + those the loop's reads and writes and the writer keep
         max_overflow=0,
         connect_args={"timeout": 30, "check_same_thread": False},
         hide_parameters=True,

@@ -1,15 +1,27 @@
 """Where a unit of storage work runs, and what it falls back to: the one place that decides.
 
-- a read or a small write: the event loop, falling back to a worker thread. On SQLite the
-  unit runs inline on a kept-open connection (a write falls back when the write lock is
-  held elsewhere); on PostgreSQL it is pipelined on psycopg's async pool (it falls back
-  when no pooled connection is free within 0.2 s).
-- heavy work (many rows): a worker thread.
-- fast paths off: a worker thread, always.
+| unit | SQLite | PostgreSQL |
+| --- | --- | --- |
+| small read | loop, else a pool thread | loop, else a pool thread |
+| small write | loop if `synchronous=normal`, else the writer | loop, else a pool thread |
+| heavy read (many rows) | a pool thread | a pool thread |
+| heavy write | the writer | a pool thread |
+| fast paths off | a pool thread (writes: the writer) | a pool thread |
 
-The event loop serves every call, so it only runs work that never waits on a lock and never
-holds it long; the worker threads (as many as pooled connections) wait and work instead.
-Fast paths can be turned off (`--no-database-fast-paths`) to rule them out when diagnosing.
+(loop: the event loop; the writer: SQLite's one writer thread.)
+
+- The event loop serves every call, so it only runs work that never waits on a lock and
+  never takes long: on SQLite a unit inline on a kept-open connection (WAL readers never
+  wait; the write connection's busy timeout is zero, so a held write lock sends the unit
+  on), on PostgreSQL one round trip per batch on psycopg's async pool (no pooled connection
+  free within 0.2 s sends it on).
+- SQLite has one writer at a time. Its writes leave the loop for one writer thread, where
+  they queue in order instead of meeting in SQLite's busy handler, which sleeps in steps of
+  milliseconds. They leave the loop whenever commits are synced to disk (synchronous=full,
+  the default), because the loop must not wait for the disk.
+- Pool threads (as many as pooled connections) take the rest.
+
+`--no-database-fast-paths` keeps every unit off the loop, to rule the fast paths out.
 """
 
 from __future__ import annotations
@@ -22,19 +34,24 @@ from memori_server.storage.units import Work
 
 class Path(enum.Enum):
     LOOP = "event loop"
-    THREAD = "worker thread"
+    WRITER = "SQLite's writer thread"
+    THREAD = "a pool thread"
 
 
 class ExecutionPolicy:
-    def __init__(self, fast_paths: bool) -> None:
+    def __init__(self, dialect: str, fast_paths: bool, *, sqlite_synced_commits: bool) -> None:
+        self._sqlite = dialect == "sqlite"
         self._fast_paths = fast_paths
+        self._synced_commits = sqlite_synced_commits
 
     def paths(self, work: Work[Any]) -> tuple[Path, ...]:
         """The paths to try in order; a later one runs when an earlier one gives up
         (`FastPathUnavailable`) before sending anything."""
-        if not self._fast_paths or work.heavy:
-            return (Path.THREAD,)
-        return (Path.LOOP, Path.THREAD)
+        off_loop = Path.WRITER if self._sqlite and work.writes else Path.THREAD
+        on_loop = self._fast_paths and not work.heavy
+        if on_loop and self._sqlite and work.writes and self._synced_commits:
+            on_loop = False
+        return (Path.LOOP, off_loop) if on_loop else (off_loop,)
 
 
 __all__ = ["ExecutionPolicy", "Path"]
