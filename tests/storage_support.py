@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from memori_server.storage.database import Database
+from memori_server.storage.history_cache import HistoryCache
 from memori_server.storage.idempotency import IdempotencyStore
 from memori_server.storage.migrate import migrate
 from memori_server.storage.session_store import SessionStore, utc_now
@@ -22,8 +23,10 @@ class Stores:
         self.loop = asyncio.new_event_loop()
         self.database = Database(database_url, 4, fast_paths=fast_paths)
         self.run(migrate(self.database))
-        self.turns = TurnStore(self.database)
-        self.sessions = SessionStore(self.database)
+        # As a server has it: the turn store holds windows, deleting a session drops its own.
+        self.history_cache = HistoryCache(64 * 1024 * 1024, 600.0)
+        self.turns = TurnStore(self.database, cache=self.history_cache)
+        self.sessions = SessionStore(self.database, cache=self.history_cache)
         self.requests = IdempotencyStore(self.database, utc_now)
 
     def run(self, work: Awaitable[T]) -> T:

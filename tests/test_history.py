@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from memori_server.chat.history import (
     assemble,
+    resent_count,
     split_instructions,
-    strip_resent,
     within_budget,
 )
 from memori_server.chat.messages import OpenAIMessage
-from memori_server.storage.records import HistoryMessage
+from memori_server.storage.records import HistoryMessage, encode_message
 from memori_server.tokens import bundled_encoding, count_message, encoding_for
 
 
@@ -38,7 +40,18 @@ def tool_result(call_id: str) -> OpenAIMessage:
 
 
 def stored(*messages: OpenAIMessage, tokens: int = 10) -> list[HistoryMessage]:
-    return [HistoryMessage(message, tokens) for message in messages]
+    return [HistoryMessage(m["role"], encode_message(m), tokens) for m in messages]
+
+
+def decoded(messages: Sequence[HistoryMessage] | Sequence[bytes]) -> list[OpenAIMessage]:
+    """Messages as the upstream reads them."""
+    return [json.loads(m if isinstance(m, bytes) else m.encoded) for m in messages]
+
+
+def new_of(history: list[OpenAIMessage], conversation: list[OpenAIMessage]) -> list[OpenAIMessage]:
+    """The conversation without what resends the end of `history`."""
+    resent = resent_count(stored(*history), [encode_message(m) for m in conversation])
+    return conversation[resent:]
 
 
 def test_instructions_go_first_then_history_then_new_messages() -> None:
@@ -46,7 +59,7 @@ def test_instructions_go_first_then_history_then_new_messages() -> None:
     result = assemble(
         request, stored(user("old"), assistant("old answer")), 1000, from_session_start=True
     )
-    assert result.upstream_messages == [
+    assert decoded(result.upstream_messages) == [
         {"role": "system", "content": "be brief"},
         user("old"),
         assistant("old answer"),
@@ -76,7 +89,7 @@ def test_a_full_history_app_is_not_duplicated() -> None:
     ]
     result = assemble(request, history, 1000, from_session_start=True)
     assert result.new_messages == [user("c")]
-    assert result.upstream_messages == [
+    assert decoded(result.upstream_messages) == [
         {"role": "system", "content": "s"},
         user("a"),
         assistant("A"),
@@ -88,23 +101,23 @@ def test_a_full_history_app_is_not_duplicated() -> None:
 
 def test_a_repeated_question_is_new_not_a_resend() -> None:
     history = [user("hi"), assistant("hello")]
-    assert strip_resent(history, [user("hi")]) == [user("hi")]
-    assert strip_resent(history, [assistant("hello"), user("hi")]) == [user("hi")]
-    assert strip_resent([], [user("hi")]) == [user("hi")]
+    assert new_of(history, [user("hi")]) == [user("hi")]
+    assert new_of(history, [assistant("hello"), user("hi")]) == [user("hi")]
+    assert new_of([], [user("hi")]) == [user("hi")]
 
 
 def test_the_budget_keeps_the_newest_whole_turns() -> None:
     history = stored(user("1"), assistant("1"), user("2"), assistant("2"), user("3"), tokens=10)
-    assert within_budget(history, 30, from_session_start=True) == [
+    assert decoded(within_budget(history, 30, from_session_start=True)) == [
         user("2"),
         assistant("2"),
         user("3"),
     ]
     # 20 tokens would fit assistant("2") + user("3"), but a turn is never cut in half.
-    assert within_budget(history, 20, from_session_start=True) == [user("3")]
-    assert within_budget(history, 9, from_session_start=True) == []
-    assert within_budget(history, 0, from_session_start=True) == []
-    assert within_budget(history, 1000, from_session_start=True) == [m.message for m in history]
+    assert decoded(within_budget(history, 20, from_session_start=True)) == [user("3")]
+    assert decoded(within_budget(history, 9, from_session_start=True)) == []
+    assert decoded(within_budget(history, 0, from_session_start=True)) == []
+    assert decoded(within_budget(history, 1000, from_session_start=True)) == decoded(history)
 
 
 def test_a_tool_call_is_never_separated_from_its_results() -> None:
@@ -119,16 +132,19 @@ def test_a_tool_call_is_never_separated_from_its_results() -> None:
         assistant("rain"),
     )
     # 30 tokens fit the last three messages, which would start with a tool result.
-    kept = within_budget(history, 30, from_session_start=True)
+    kept = decoded(within_budget(history, 30, from_session_start=True))
     assert kept == []
-    kept = within_budget(history, 40, from_session_start=True)
+    kept = decoded(within_budget(history, 40, from_session_start=True))
     assert kept == [user("and tomorrow?"), tool_call("c2"), tool_result("c2"), assistant("rain")]
 
 
 def test_a_window_not_at_the_session_start_begins_at_a_user_message() -> None:
     history = stored(assistant("tail of an older turn"), user("q"), assistant("a"))
-    assert within_budget(history, 1000, from_session_start=False) == [user("q"), assistant("a")]
-    assert within_budget(history, 1000, from_session_start=True)[0] == assistant(
+    assert decoded(within_budget(history, 1000, from_session_start=False)) == [
+        user("q"),
+        assistant("a"),
+    ]
+    assert decoded(within_budget(history, 1000, from_session_start=True))[0] == assistant(
         "tail of an older turn"
     )
 

@@ -8,8 +8,8 @@ import random
 import grpc
 import pytest
 from memori_proto.v1 import chat_pb2_grpc, session_pb2, session_pb2_grpc
-from memori_server.chat.history import longest_overlap, strip_resent
-from memori_server.storage.records import NewMessage
+from memori_server.chat.history import longest_overlap, resent_count
+from memori_server.storage.records import HistoryMessage, NewMessage, encode_message
 
 from standin_upstream import StandinThread
 from tests.chat_calls import complete, message, sent_messages, stream, user
@@ -37,16 +37,19 @@ def test_longest_overlap_agrees_with_the_quadratic_definition() -> None:
         assert longest_overlap(tail, head) == _naive_overlap(tail, head), (tail, head)
 
 
-def test_strip_resent_drops_exactly_the_repeated_run() -> None:
+def _resent(stored: list[dict[str, str]], conversation: list[dict[str, str]]) -> int:
+    history = [HistoryMessage(m["role"], encode_message(m), 1) for m in stored]
+    return resent_count(history, [encode_message(m) for m in conversation])
+
+
+def test_resent_count_finds_exactly_the_repeated_run() -> None:
     stored = [{"role": "user", "content": str(n)} for n in range(6)]
-    assert strip_resent(stored, [*stored[2:], {"role": "user", "content": "new"}]) == [
-        {"role": "user", "content": "new"}
-    ]
+    assert _resent(stored, [*stored[2:], {"role": "user", "content": "new"}]) == 4
     # A run that is not at the end of the stored history is new to the session.
-    assert len(strip_resent(stored, stored[1:3])) == 2
+    assert _resent(stored, stored[1:3]) == 0
     # Key order does not matter: messages compare as JSON values.
     swapped = [{"content": m["content"], "role": m["role"]} for m in stored]
-    assert strip_resent(stored, swapped) == []
+    assert _resent(stored, swapped) == 6
 
 
 def test_more_messages_than_the_cap_are_invalid_argument(

@@ -3,6 +3,7 @@ the read of a chat call's context and the unit that stores its turn."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -73,7 +74,7 @@ def test_history_comes_back_oldest_first_and_whole_turns_are_numbered_in_order(
     assert loaded.is_current
     store(stores, owner, loaded, turn("q2", "a2"))
     again = load(stores, owner, first.id)
-    assert [m.message["content"] for m in again.history] == ["q1", "a1", "q2", "a2"]
+    assert [json.loads(m.encoded)["content"] for m in again.history] == ["q1", "a1", "q2", "a2"]
     assert again.from_session_start
     page, _ = stores.run(
         stores.sessions.list_messages(TENANT, first.id, owner, after_sequence=0, limit=10)
@@ -94,7 +95,7 @@ def test_a_long_history_is_read_in_more_batches_up_to_the_budget(stores: Stores)
     )
     # 10 tokens each: a budget of 9000 needs about 900 messages, more than the first window.
     loaded = load(stores, owner, session_id, budget=9000)
-    contents = [m.message["content"] for m in loaded.history]
+    contents = [json.loads(m.encoded)["content"] for m in loaded.history]
     assert contents[-1] == "m1399"
     assert 900 <= len(contents) <= 902
     assert contents == [f"m{n}" for n in range(1400 - len(contents), 1400)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from memori_server.services.session_service import SessionService
 from memori_server.storage.database import Database
 from memori_server.storage.engine import mask
 from memori_server.storage.entity_store import EntityStore
+from memori_server.storage.history_cache import HistoryCache
 from memori_server.storage.idempotency import IdempotencyStore
 from memori_server.storage.migrate import migrate, pending_revision
 from memori_server.storage.retention import RetentionStore
@@ -118,6 +120,7 @@ class MemoriServer:
         self._extra_handlers = tuple(extra_handlers)
         self.port = 0
         self._database: Database | None = None
+        self._history_cache: HistoryCache | None = None
         self.store: SessionStore | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
@@ -139,7 +142,10 @@ class MemoriServer:
             fast_paths=settings.database_fast_paths,
             sqlite_synchronous=settings.sqlite_synchronous,
         )
-        self.store = SessionStore(self._database)
+        # A window of a session past its retention must not outlive it in memory either.
+        idle = min(settings.history_cache_idle, settings.session_retention or math.inf)
+        self._history_cache = HistoryCache(settings.history_cache_bytes, idle)
+        self.store = SessionStore(self._database, cache=self._history_cache)
         return self.store
 
     async def start(self) -> int:
@@ -164,12 +170,16 @@ class MemoriServer:
         self._upstream = Upstream(settings)
         requests = IdempotencyStore(self._database, utc_now)
         self._chat = ChatService(
-            TurnStore(self._database), store, requests, self._upstream, settings
+            TurnStore(self._database, cache=self._history_cache),
+            store,
+            requests,
+            self._upstream,
+            settings,
         )
         servicers = (
             SessionService(store, settings.session_idle_timeout),
             self._chat,
-            EntityService(EntityStore(self._database)),
+            EntityService(EntityStore(self._database, cache=self._history_cache)),
         )
         for servicer, service in zip(servicers, SERVICES, strict=True):
             add_service(server, servicer, service)
@@ -179,6 +189,7 @@ class MemoriServer:
             settings.session_retention,
             settings.housekeeping_interval,
             utc_now,
+            self._history_cache,
         )
         self._health = health_aio.HealthServicer()
         add_service(server, self._health, health_pb2.DESCRIPTOR.services_by_name["Health"])

@@ -110,6 +110,20 @@ class Settings(BaseSettings):
         description="Tokens of stored history sent upstream per call; the oldest whole turns "
         "beyond it are left out (they stay stored). 0 sends no stored history.",
     )
+    history_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Memory for the history windows this process holds between calls, so a "
+        "call reads only the messages stored since (the least recently used go first; "
+        "about the windows' JSON size plus 120 bytes a message). 0 reads every window "
+        "from the database on every call.",
+    )
+    history_cache_idle: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds after which the window of a session no call used is let go, so "
+        "a conversation does not stay in memory once it has gone quiet.",
+    )
     idempotency_retention: float = Field(
         86400.0,
         gt=0,

@@ -18,6 +18,7 @@ from memori_server.metrics import (
     REQUESTS_PURGED,
     SESSIONS_EXPIRED,
 )
+from memori_server.storage.history_cache import HistoryCache
 from memori_server.storage.idempotency import IdempotencyStore
 from memori_server.storage.retention import RetentionStore
 
@@ -44,7 +45,9 @@ class Housekeeping:
         session_retention: float | None,
         interval: float,
         clock: Callable[[], datetime],
+        history_cache: HistoryCache | None = None,
     ) -> None:
+        self._history_cache = history_cache
         self._requests = requests
         self._retention = retention
         self._session_retention = session_retention
@@ -71,6 +74,8 @@ class Housekeeping:
 
     async def run_once(self) -> Round:
         now = self._clock()
+        if self._history_cache is not None:
+            self._history_cache.sweep()
         requests = await self._requests.purge_expired()
         REQUESTS_PURGED.inc(requests)
         sessions = messages = 0

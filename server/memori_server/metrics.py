@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import grpc
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from memori_server.interception import Behavior, CallInterceptor, StreamBehavior
 
@@ -42,6 +42,18 @@ ERASURES_FORGOTTEN = Counter(
 )
 ENTITIES_ERASED = Counter(
     "memori_entities_erased_total", "EntityService.Erase calls that deleted something."
+)
+
+# The history windows held between calls (--history-cache-bytes).
+HISTORY_CACHE_BYTES = Gauge(
+    "memori_history_cache_bytes", "Approximate memory of the history windows held."
+)
+HISTORY_CACHE_SESSIONS = Gauge("memori_history_cache_sessions", "Sessions with a window held.")
+HISTORY_CACHE_LOOKUPS = Counter(
+    "memori_history_cache_lookups_total",
+    "Chat calls by what they found held: hit (used, maybe extended by the rows after it), "
+    "stale (the session had changed: read again) or miss.",
+    ["result"],
 )
 
 

@@ -5,19 +5,18 @@ Pure functions over OpenAI-shaped messages, so every rule is unit-tested without
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from memori_server.chat.messages import OpenAIMessage
 from memori_server.domain import INSTRUCTION_ROLES
-from memori_server.storage.records import HistoryMessage
+from memori_server.storage.records import HistoryMessage, encode_message
 
 
 @dataclass(frozen=True, slots=True)
 class Assembly:
-    upstream_messages: list[OpenAIMessage]
-    """The messages sent upstream, in order."""
+    upstream_messages: list[bytes]
+    """The messages sent upstream, in order, each encoded (`encode_message`)."""
     new_messages: list[OpenAIMessage]
     """The request's messages that are new to the session: what gets stored on success."""
     history_count: int
@@ -33,21 +32,7 @@ def split_instructions(
     return instructions, conversation
 
 
-def _identity(message: OpenAIMessage) -> object:
-    """A hashable value equal for equal messages: the fields themselves for a plain text
-    message (most of them, and cheap), canonical JSON for anything with nested values."""
-    content = message.get("content")
-    if isinstance(content, str) and "tool_calls" not in message and len(message) <= 4:
-        return (message["role"], content, message.get("name"), message.get("tool_call_id"))
-    return json.dumps(message, sort_keys=True, ensure_ascii=False)
-
-
-def _keys(messages: Sequence[OpenAIMessage], ids: dict[object, int]) -> list[int]:
-    """Each message as a small int: equal messages share one."""
-    return [ids.setdefault(_identity(m), len(ids)) for m in messages]
-
-
-def longest_overlap(tail: Sequence[int], head: Sequence[int]) -> int:
+def longest_overlap(tail: Sequence[Hashable], head: Sequence[Hashable]) -> int:
     """The largest k with tail[-k:] == head[:k], in linear time (Knuth-Morris-Pratt)."""
     if not head:
         return 0
@@ -68,26 +53,22 @@ def longest_overlap(tail: Sequence[int], head: Sequence[int]) -> int:
     return matched
 
 
-def strip_resent(
-    stored_tail: Sequence[OpenAIMessage], conversation: Sequence[OpenAIMessage]
-) -> list[OpenAIMessage]:
-    """The conversation without a leading run that repeats the newest stored messages.
+def resent_count(stored: Sequence[HistoryMessage], conversation: Sequence[bytes]) -> int:
+    """How many of the conversation's first (encoded) messages repeat the newest stored ones.
 
     Apps that send the whole conversation each time resend what the session holds; the
     longest prefix of the request equal to the end of the stored history is dropped.
     Linear in the number of messages, so a long resent history costs no more than reading it.
     """
-    if not stored_tail or not conversation:
-        return list(conversation)
-    ids: dict[object, int] = {}
-    tail = _keys(stored_tail[-len(conversation) :], ids)
-    overlap = longest_overlap(tail, _keys(conversation, ids))
-    return list(conversation[overlap:])
+    if not stored or not conversation:
+        return 0
+    tail = [item.encoded for item in stored[-len(conversation) :]]
+    return longest_overlap(tail, conversation)
 
 
 def within_budget(
     stored: Sequence[HistoryMessage], budget: int, *, from_session_start: bool
-) -> list[OpenAIMessage]:
+) -> Sequence[HistoryMessage]:
     """The newest whole turns of `stored` whose tokens fit in `budget`.
 
     A turn starts at a user message, so a trimmed history never begins with an assistant
@@ -102,10 +83,10 @@ def within_budget(
             break
         start = index
     while start < len(stored) and not (
-        stored[start].message["role"] == "user" or (start == 0 and from_session_start)
+        stored[start].role == "user" or (start == 0 and from_session_start)
     ):
         start += 1
-    return [item.message for item in stored[start:]]
+    return stored[start:]
 
 
 def assemble(
@@ -117,10 +98,15 @@ def assemble(
 ) -> Assembly:
     """Build the upstream message list and find the messages new to the session."""
     instructions, conversation = split_instructions(request_messages)
-    new = strip_resent([item.message for item in stored], conversation)
+    encoded = [encode_message(message) for message in conversation]
+    resent = resent_count(stored, encoded)
     history = within_budget(stored, budget, from_session_start=from_session_start)
     return Assembly(
-        upstream_messages=[*instructions, *history, *new],
-        new_messages=new,
+        upstream_messages=[
+            *(encode_message(message) for message in instructions),
+            *(item.encoded for item in history),
+            *encoded[resent:],
+        ],
+        new_messages=list(conversation[resent:]),
         history_count=len(history),
     )

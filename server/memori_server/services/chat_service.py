@@ -231,8 +231,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             min_messages=len(call.chat.messages),
             heavy=call.heavy,
         )
-        heavy = call.heavy or len(loaded.history) > HEAVY_MESSAGES
-        assembly, body = await offload(heavy, self._assemble, call, loaded, stream)
+        # Stored messages come encoded: only the request's own size makes assembling heavy.
+        assembly, body = await offload(call.heavy, self._assemble, call, loaded, stream)
         return loaded, assembly, body
 
     def _assemble(
@@ -244,10 +244,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             self._settings.history_token_budget,
             from_session_start=loaded.from_session_start,
         )
-        body = {**call.chat.parameters, "messages": assembly.upstream_messages}
-        if stream:
-            body["stream"] = True
-        return assembly, encode_body(body)
+        body = encode_body(call.chat.parameters, assembly.upstream_messages, stream=stream)
+        return assembly, body
 
     def _timeout(self, rpc: Context) -> float:
         """The caller's deadline, a little early, so our own status reaches the caller."""

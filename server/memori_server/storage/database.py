@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 from sqlalchemy import Connection
@@ -33,6 +33,7 @@ from memori_server.storage.drivers import (
 )
 from memori_server.storage.engine import WRITE_OPTION, create_engine
 from memori_server.storage.execution import ExecutionPolicy, Path
+from memori_server.storage.sqlite_writer import SqliteWriter
 from memori_server.storage.statements import Statements
 from memori_server.storage.units import Batch, Fetch, Op, Unit, Work
 
@@ -88,15 +89,14 @@ class Database:
             self.dialect, fast_paths, sqlite_synced_commits=sqlite_synchronous == "full"
         )
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="memori-db")
-        # SQLite's writer: one thread with a connection of its own (used by it alone).
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="memori-db-writer")
-        self._writer_connection: Any = None
+        self._writer: SqliteWriter | None = None
         self._loop_sqlite: SqliteLoopConnections | None = None
         self._loop_postgres: PostgresLoop | None = None
         self._transactions: Transactions
         if self.dialect == "sqlite":
             self._transactions = SqliteTransactions()
             self._loop_sqlite = SqliteLoopConnections(self.engine)
+            self._writer = SqliteWriter(self.engine)
         else:
             self._transactions = PsycopgTransactions()
             conninfo = self.engine.url.set(drivername="postgresql").render_as_string(
@@ -113,10 +113,12 @@ class Database:
                         return await self._on_loop(work)
                     except FastPathUnavailable:
                         continue
-                loop = asyncio.get_running_loop()
                 if path is Path.WRITER:
-                    return await loop.run_in_executor(self._writer, self._on_writer, work)
-                return await loop.run_in_executor(self._executor, self._on_thread, work)
+                    assert self._writer is not None
+                    return await self._writer.run(work)
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._on_thread, work
+                )
         raise AssertionError("the execution policy always ends with the thread path")
 
     async def _on_loop(self, work: Work[T]) -> T:
@@ -134,17 +136,6 @@ class Database:
             raise
         finally:
             connection.close()
-
-    def _on_writer(self, work: Work[T]) -> T:
-        """On SQLite's writer thread: its own kept-open connection."""
-        if self._writer_connection is None:
-            self._writer_connection = self.engine.raw_connection()
-        try:
-            return run_blocking(self._writer_connection, self._transactions, work)
-        except sqlite3.OperationalError:
-            connection, self._writer_connection = self._writer_connection, None
-            connection.invalidate()
-            raise
 
     async def with_connection(self, work: Callable[[Connection], T]) -> T:
         """`work` on a SQLAlchemy connection in one write transaction, in a worker thread:
@@ -166,15 +157,10 @@ class Database:
         if self._loop_postgres is not None:
             await self._loop_postgres.close()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self._close_writer_connection)
+        if self._writer is not None:
+            await loop.run_in_executor(self._executor, self._writer.close)
         await loop.run_in_executor(self._executor, self.engine.dispose)
-        self._writer.shutdown(wait=False)
         self._executor.shutdown(wait=False)
-
-    def _close_writer_connection(self) -> None:
-        if self._writer_connection is not None:
-            self._writer_connection.close()
-            self._writer_connection = None
 
 
 def _ping(statements: Statements) -> Unit[None]:

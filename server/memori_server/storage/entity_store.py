@@ -9,6 +9,7 @@ from typing import Any
 
 from memori_server.storage import statements as sql
 from memori_server.storage.database import Database
+from memori_server.storage.history_cache import HistoryCache
 from memori_server.storage.records import SessionRecord, StoredMessage
 from memori_server.storage.session_store import utc_now
 from memori_server.storage.turn_store import entity_lock_key
@@ -26,10 +27,16 @@ class Erased:
 
 
 class EntityStore:
-    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], datetime] = utc_now,
+        cache: HistoryCache | None = None,
+    ) -> None:
         self._db = database
         self._sql = database.statements
         self._clock = clock
+        self._cache = cache
 
     async def erase(self, tenant_id: str, entity_id: str) -> Erased:
         """Delete every session of the entity in the tenant, with its messages, pointers and
@@ -52,7 +59,10 @@ class EntityStore:
             *_, messages, requests, _, erased_sessions = yield ops(*writes, commit=True)
             return Erased(int(erased_sessions), int(messages), int(requests))
 
-        return await self._db.run(Work(unit, writes=True, heavy=True))
+        erased = await self._db.run(Work(unit, writes=True, heavy=True))
+        if self._cache is not None:
+            self._cache.forget_entity(tenant_id, entity_id)
+        return erased
 
     async def export(
         self, tenant_id: str, entity_id: str

@@ -17,8 +17,9 @@
   free within 0.2 s sends it on).
 - SQLite has one writer at a time. Its writes leave the loop for one writer thread, where
   they queue in order instead of meeting in SQLite's busy handler, which sleeps in steps of
-  milliseconds. They leave the loop whenever commits are synced to disk (synchronous=full,
-  the default), because the loop must not wait for the disk.
+  milliseconds, and commit in groups (`sqlite_writer`). They leave the loop whenever commits
+  are synced to disk (synchronous=full, the default), because the loop must not wait for the
+  disk.
 - Pool threads (as many as pooled connections) take the rest.
 
 `--no-database-fast-paths` keeps every unit off the loop, to rule the fast paths out.

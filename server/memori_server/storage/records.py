@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,10 +42,37 @@ class StoredMessage:
 
 @dataclass(frozen=True, slots=True)
 class HistoryMessage:
-    """A stored message as the upstream gets it (OpenAI's shape), with its token count."""
+    """A stored message as the upstream gets it, encoded once: a window held in memory is
+    sent again on every call without being converted or encoded again."""
 
-    message: dict[str, Any]
+    role: str
+    encoded: bytes
+    """The message in OpenAI's shape as canonical JSON (`encode_message`): the bytes the
+    upstream body carries, and the message's identity (equal messages, equal bytes)."""
     token_count: int
+
+
+def encode_message(message: dict[str, Any]) -> bytes:
+    """A chat message as compact JSON with sorted keys, so equal messages encode equally."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def as_history(message: NewMessage) -> HistoryMessage:
+    """A message being stored as the upstream will get it from the session."""
+    return HistoryMessage(
+        message.role,
+        encode_message(
+            openai_message(
+                message.role,
+                message.content,
+                message.content_parts,
+                message.name,
+                message.tool_calls,
+                message.tool_call_id,
+            )
+        ),
+        message.token_count,
+    )
 
 
 def openai_message(

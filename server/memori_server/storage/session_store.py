@@ -17,6 +17,7 @@ from memori_server.domain import Attribution
 from memori_server.errors import AttributionMismatch, NoCurrentSession, SessionNotFound
 from memori_server.storage import statements as sql
 from memori_server.storage.database import Database
+from memori_server.storage.history_cache import HistoryCache
 from memori_server.storage.records import NewMessage, SessionRecord, StoredMessage
 from memori_server.storage.units import ConstraintViolation, Fetch, Op, Unit, Work, ops
 
@@ -43,10 +44,16 @@ def check_owner(row: Any, attribution: Attribution | None) -> None:
 
 
 class SessionStore:
-    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], datetime] = utc_now,
+        cache: HistoryCache | None = None,
+    ) -> None:
         self._db = database
         self._sql = database.statements
         self._clock = clock
+        self._cache = cache
 
     async def ping(self) -> None:
         await self._db.ping()
@@ -181,7 +188,10 @@ class SessionStore:
             return int(deleted)
 
         # Heavy: a long session's messages are many rows to delete.
-        return await self._db.run(Work(unit, writes=True, heavy=True))
+        deleted = await self._db.run(Work(unit, writes=True, heavy=True))
+        if self._cache is not None:
+            self._cache.forget_session(tenant_id, session_id)
+        return deleted
 
     async def list_messages(
         self,

@@ -35,6 +35,7 @@ from memori_server.storage.records import (
     NewMessage,
     SessionRecord,
     StoredMessage,
+    encode_message,
     openai_message,
 )
 from memori_server.storage.tables import (
@@ -90,6 +91,7 @@ _HISTORY_WINDOW = and_(
     _m.session_id == _s.id,
     # Sequence numbers run 1..message_count without gaps: the newest N by key range.
     _m.seq > _s.message_count - bindparam("window", type_=BigInteger()),
+    _m.seq > bindparam("since", type_=BigInteger()),
 )
 
 
@@ -269,15 +271,20 @@ class Statements:
             .limit(bindparam("limit", type_=Integer()))
         )
         # A chat call's whole read in one statement: the session, whether it is its
-        # attribution's current one, and the newest `window` messages, newest first (one row
-        # per message; message columns NULL for an empty session).
+        # attribution's current one, and the newest `window` messages after `since` (the
+        # window held in memory ends there), newest first: one row per message, message
+        # columns NULL when there is none.
         if dialect.name == "postgresql":
             # LATERAL + ORDER BY seq DESC LIMIT: the newest rows straight off the primary
             # key, whatever the planner's statistics say (a range join may be planned as a
             # scan of the whole session while statistics lag a bulk import).
             newest = (
                 select(*_HISTORY_COLUMNS)
-                .where(_m.tenant_id == _s.tenant_id, _m.session_id == _s.id)
+                .where(
+                    _m.tenant_id == _s.tenant_id,
+                    _m.session_id == _s.id,
+                    _m.seq > bindparam("since", type_=BigInteger()),
+                )
                 .order_by(_m.seq.desc())
                 .limit(bindparam("window", type_=BigInteger()))
                 .lateral("newest")
@@ -528,8 +535,11 @@ def stored_message(row: Any) -> StoredMessage:
 def history_message(row: Any) -> HistoryMessage:
     """A message as the upstream gets it, from a row with the history columns."""
     return HistoryMessage(
-        openai_message(
-            row.role, row.content, row.content_parts, row.name, row.tool_calls, row.tool_call_id
+        row.role,
+        encode_message(
+            openai_message(
+                row.role, row.content, row.content_parts, row.name, row.tool_calls, row.tool_call_id
+            )
         ),
         row.token_count,
     )

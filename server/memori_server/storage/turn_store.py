@@ -20,7 +20,14 @@ from memori_server.domain import Attribution
 from memori_server.errors import EntityErased, RequestIdTakenOver, SessionNotFound
 from memori_server.storage import statements as sql
 from memori_server.storage.database import Database
-from memori_server.storage.records import Completion, HistoryMessage, NewMessage, SessionRecord
+from memori_server.storage.history_cache import HistoryCache, HistoryWindow
+from memori_server.storage.records import (
+    Completion,
+    HistoryMessage,
+    NewMessage,
+    SessionRecord,
+    as_history,
+)
 from memori_server.storage.session_store import check_owner, utc_now
 from memori_server.storage.units import ConstraintViolation, Fetch, Op, Unit, Work, ops
 
@@ -57,19 +64,39 @@ class LoadedSession:
     """No session id was given: the attribution's current session (or a new one) is used."""
     is_current: bool
     """The session is the attribution's current session already."""
-    history: list[HistoryMessage]
+    history: Sequence[HistoryMessage]
     """The newest stored messages: enough for the token budget and the resent-turn check."""
     from_session_start: bool
     """`history` begins with the session's first message."""
     call_start: datetime
     """When the call read its context: an erasure of the entity after it voids the turn."""
+    token_budget: int = 0
+    min_messages: int = 0
+    """The window this call needed: a stored turn extends the window held by the same rule."""
+    held_stale: bool = False
+    """A window was held for the session, but the session had changed under it."""
+
+
+def _continues(held: HistoryWindow, head: Any) -> bool:
+    """Whether the session row `head` is the session `held` was read from, at or past it."""
+    return bool(
+        head.id == held.session_id
+        and head.create_time == held.create_time
+        and head.message_count >= held.through
+    )
 
 
 class TurnStore:
-    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], datetime] = utc_now,
+        cache: HistoryCache | None = None,
+    ) -> None:
         self._db = database
         self._sql = database.statements
         self._clock = clock
+        self._cache = cache if cache is not None and cache.enabled else None
 
     async def load(
         self,
@@ -83,42 +110,41 @@ class TurnStore:
         heavy: bool = False,
     ) -> LoadedSession:
         """Resolve the session (never creating it) and read its newest history: the session
-        row, its pointer and the first window of messages in one statement, more history
-        only when the window did not reach the budget. Each statement stands alone: a turn
-        stored meanwhile is only not seen yet."""
-        window = {
-            "window": max(
-                min(token_budget // TOKENS_PER_MESSAGE_GUESS + 1, MAX_FIRST_WINDOW),
-                min_messages + 1,
-            )
-        }
+        row, its pointer and the messages after the window held in memory (all of the first
+        window when none is held) in one statement; more history only when that did not
+        reach the budget. Each statement stands alone: a turn stored meanwhile is only not
+        seen yet."""
+        window = max(
+            min(token_budget // TOKENS_PER_MESSAGE_GUESS + 1, MAX_FIRST_WINDOW), min_messages + 1
+        )
         call_start = self._clock()
+        held = None
+        if self._cache is not None:
+            held = self._cache.lookup(tenant_id, session_id, attribution)
+
+        def read(since: int) -> Unit[list[Any]]:
+            parameters: dict[str, Any] = {"tenant_id": tenant_id, "window": window, "since": since}
+            if session_id is not None:
+                statement = self._sql.load_by_id
+                parameters["session_id"] = session_id
+            else:
+                statement = self._sql.load_current
+                parameters |= {
+                    "entity_id": attribution.entity_id,
+                    "process_id": attribution.process_id,
+                    "active_since": call_start - timedelta(seconds=idle_seconds),
+                }
+            (rows,) = yield ops(Op(statement, parameters, Fetch.ALL), commit=True)
+            return list(rows)
 
         def unit() -> Unit[LoadedSession]:
-            if session_id is not None:
-                (rows,) = yield ops(
-                    Op(
-                        self._sql.load_by_id,
-                        {"tenant_id": tenant_id, "session_id": session_id, **window},
-                        Fetch.ALL,
-                    ),
-                    commit=True,
-                )
-            else:
-                (rows,) = yield ops(
-                    Op(
-                        self._sql.load_current,
-                        {
-                            "tenant_id": tenant_id,
-                            "entity_id": attribution.entity_id,
-                            "process_id": attribution.process_id,
-                            "active_since": call_start - timedelta(seconds=idle_seconds),
-                            **window,
-                        },
-                        Fetch.ALL,
-                    ),
-                    commit=True,
-                )
+            known = held
+            rows = yield from read(known.through if known else 0)
+            if rows and known is not None and not _continues(known, rows[0]):
+                # Not the session held (the pointer moved, or it was deleted and created
+                # again): the rows after the held window say nothing; read them all.
+                known = None
+                rows = yield from read(0)
             if not rows:
                 return LoadedSession(
                     session_id=session_id or str(uuid.uuid4()),
@@ -128,16 +154,22 @@ class TurnStore:
                     history=[],
                     from_session_start=True,
                     call_start=call_start,
+                    token_budget=token_budget,
+                    min_messages=min_messages,
                 )
             head = rows[0]
             check_owner(head, attribution)
-            history, from_start = yield from self._history(
-                tenant_id,
-                head,
-                [row for row in rows if row.seq is not None],
-                token_budget,
-                min_messages,
-            )
+            fresh = [sql.history_message(row) for row in rows if row.seq is not None]
+            if known is not None and not fresh and known.covers(token_budget, min_messages):
+                history: Sequence[HistoryMessage] = known.messages  # nothing new: as held
+                from_start = known.from_session_start
+            else:
+                newest_first = fresh
+                if known is not None and len(fresh) == head.message_count - known.through:
+                    newest_first += reversed(known.messages)  # the held window continues
+                history, from_start = yield from self._history(
+                    tenant_id, head, newest_first, token_budget, min_messages
+                )
             return LoadedSession(
                 session_id=head.id,
                 record=sql.session_record(head),
@@ -146,52 +178,84 @@ class TurnStore:
                 history=history,
                 from_session_start=from_start,
                 call_start=call_start,
+                token_budget=token_budget,
+                min_messages=min_messages,
+                held_stale=held is not None and known is None,
             )
 
-        return await self._db.run(Work(unit, writes=False, heavy=heavy))
+        loaded = await self._db.run(Work(unit, writes=False, heavy=heavy))
+        if self._cache is not None:
+            self._remember(tenant_id, attribution, session_id, held, loaded)
+        return loaded
+
+    def _remember(
+        self,
+        tenant_id: str,
+        attribution: Attribution,
+        session_id: str | None,
+        held: HistoryWindow | None,
+        loaded: LoadedSession,
+    ) -> None:
+        """Hold the window a load read (on the event loop, after the unit ran)."""
+        assert self._cache is not None
+        if loaded.held_stale:
+            self._cache.stale()
+        record = loaded.record
+        if record is None:
+            if session_id is not None:  # deleted (maybe by another process)
+                self._cache.forget_session(tenant_id, session_id)
+            return
+        if held is not None and loaded.history is held.messages:
+            return  # the window as held
+        self._cache.keep(
+            tenant_id,
+            HistoryWindow.of(
+                record.id, record.create_time, attribution, record.message_count, loaded.history
+            ),
+        )
 
     def _history(
         self,
         tenant_id: str,
         session: Any,
-        first: Sequence[Any],
+        newest_first: Sequence[HistoryMessage],
         token_budget: int,
         min_messages: int,
     ) -> Unit[tuple[list[HistoryMessage], bool]]:
-        """Newest messages until the budget is exceeded and `min_messages` are loaded,
-        starting with `first` (newest first), reading older batches as needed; returns them
-        oldest first, and whether they start at the session's first message."""
-        newest_first: list[HistoryMessage] = []
+        """The newest messages until the budget is exceeded and `min_messages` are taken:
+        `newest_first` (the session's newest, without gaps), then older batches as needed.
+        Returns them oldest first, and whether they start at the session's first message."""
+        taken: list[HistoryMessage] = []
         used = 0
-        before = session.message_count + 1
-        rows = first
-        while rows:
-            for row in rows:
-                item = sql.history_message(row)
-                newest_first.append(item)
+        batch: Sequence[HistoryMessage] = newest_first
+        while True:
+            for item in batch:
+                taken.append(item)
                 used += item.token_count
-                before = row.seq
-                if used > token_budget and len(newest_first) >= min_messages:
-                    rows = []
-                    break
-            else:
-                if before <= 1:
-                    break
-                (rows,) = yield ops(
-                    Op(
-                        self._sql.history_before,
-                        {
-                            "tenant_id": tenant_id,
-                            "session_id": session.id,
-                            "before": before,
-                            "limit": HISTORY_BATCH,
-                        },
-                        Fetch.ALL,
-                    ),
-                    commit=True,
-                )
-        newest_first.reverse()
-        return newest_first, before <= 1
+                if used > token_budget and len(taken) >= min_messages:
+                    taken.reverse()
+                    return taken, len(taken) >= session.message_count
+            before = session.message_count - len(taken) + 1  # the oldest taken's sequence
+            if before <= 1:
+                break
+            (rows,) = yield ops(
+                Op(
+                    self._sql.history_before,
+                    {
+                        "tenant_id": tenant_id,
+                        "session_id": session.id,
+                        "before": before,
+                        "limit": HISTORY_BATCH,
+                    },
+                    Fetch.ALL,
+                ),
+                commit=True,
+            )
+            if not rows:  # the session was deleted meanwhile
+                break
+            batch = [sql.history_message(row) for row in rows]
+        taken.reverse()
+        return taken, len(taken) >= session.message_count
 
     async def store_turn(
         self,
@@ -255,7 +319,42 @@ class TurnStore:
                 raise AssertionError("unreachable: _refusal raises") from None
             return sql.session_record(results[counted_at])
 
-        return await self._db.run(Work(unit, writes=True, heavy=heavy))
+        record = await self._db.run(Work(unit, writes=True, heavy=heavy))
+        if self._cache is not None:
+            self._extend(tenant_id, attribution, loaded, record, messages, heavy=heavy)
+        return record
+
+    def _extend(
+        self,
+        tenant_id: str,
+        attribution: Attribution,
+        loaded: LoadedSession,
+        record: SessionRecord,
+        turn: Sequence[NewMessage],
+        *,
+        heavy: bool,
+    ) -> None:
+        """Add the stored turn to the window held (on the event loop, after the unit ran)."""
+        assert self._cache is not None
+        if heavy:  # encoding a large turn is work for a thread: the next load reads it
+            self._cache.forget_session(tenant_id, record.id)
+            return
+        stored = [as_history(message) for message in turn]
+        if record.message_count == len(stored):  # the turn is the whole (new) session
+            empty = HistoryWindow.of(record.id, record.create_time, attribution, 0, ())
+            self._cache.keep(
+                tenant_id, empty.extended(stored, loaded.token_budget, loaded.min_messages)
+            )
+            return
+        self._cache.extend(
+            tenant_id,
+            record.id,
+            record.create_time,
+            record.message_count,
+            stored,
+            loaded.token_budget,
+            loaded.min_messages,
+        )
 
     def _refusal(
         self,
