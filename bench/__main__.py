@@ -149,6 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cProfile the server and print its top functions (slows it down)",
     )
     parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="hot_path: sample the server with py-spy during each window of memori calls, "
+        "into DIR (summarize with python -m bench.stacks; docs/profiling.md)",
+    )
+    parser.add_argument(
         "--time-layers",
         action="store_true",
         help="print server-side timings of the Get and Complete handlers and their layers",
@@ -288,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 backend,
                                 hot_sessions,
                                 hot_plan,
+                                args.py_spy,
                             )
                         )
                     if erased_entity is not None:

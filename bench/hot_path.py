@@ -32,6 +32,7 @@ from memori_server.storage.migrate import migrate
 from memori_server.storage.records import NewMessage
 from memori_server.storage.session_store import SessionStore
 
+from bench import py_spy
 from bench.chat_complete import sentences
 
 MODEL = "gpt-4o-mini"
@@ -135,9 +136,10 @@ async def _closed_loop(
     plan: Plan,
     call: Callable[[int, int], Awaitable[object]],
     server_pid: int,
+    spy: Path | None = None,
 ) -> Phase:
     """`callers` closed loops; counts completions in the window after the ramp, and the
-    server's and this process's CPU over that window."""
+    server's and this process's CPU over that window (sampled by py-spy into `spy`)."""
     done: list[float] = []
     stop = False
     marks: dict[str, float] = {}
@@ -151,11 +153,14 @@ async def _closed_loop(
 
     async def mark_window() -> None:
         await asyncio.sleep(plan.ramp_seconds)
+        sampling = py_spy.record(server_pid, plan.window_seconds, spy) if spy else None
         marks.update(start=time.perf_counter(), server=_process_cpu(server_pid), own=_own_cpu())
         await asyncio.sleep(plan.window_seconds)
         marks.update(
             end=time.perf_counter(), server_end=_process_cpu(server_pid), own_end=_own_cpu()
         )
+        if sampling is not None and spy is not None:
+            await asyncio.to_thread(py_spy.finish, sampling, spy)
 
     async with asyncio.TaskGroup() as group:
         for index in range(callers):
@@ -191,6 +196,7 @@ async def _measure_window(
     stored: int,
     sessions: list[list[str]],
     plan: Plan,
+    spy_dir: Path | None = None,
 ) -> Result:
     texts = sentences(500, seed=4)
     apps = [_direct_clients("http://127.0.0.1:9/v1", 1)[0] for _ in range(plan.callers)]
@@ -225,7 +231,8 @@ async def _measure_window(
             raise AssertionError("unexpected reply from the direct call")
 
     try:
-        through_memori = await _closed_loop(plan.callers, plan, memori_call, server_pid)
+        spy = spy_dir / f"{backend}-{stored}-messages.txt" if spy_dir else None
+        through_memori = await _closed_loop(plan.callers, plan, memori_call, server_pid, spy)
         direct = await _closed_loop(plan.callers, plan, direct_call, server_pid)
     finally:
         for opened in memoris:
@@ -249,13 +256,24 @@ def measure(
     backend: str,
     sessions: dict[int, list[list[str]]],
     plan: Plan,
+    spy_dir: Path | None = None,
 ) -> list[Result]:
+    """Every window size in turn; with `spy_dir`, py-spy samples the server during each
+    window of memori calls (one file per backend and window size)."""
+
     async def run() -> list[Result]:
         await _set_delay(control_url, UPSTREAM_DELAY)
         try:
             return [
                 await _measure_window(
-                    target, upstream_base_url, server_pid, backend, stored, sessions[stored], plan
+                    target,
+                    upstream_base_url,
+                    server_pid,
+                    backend,
+                    stored,
+                    sessions[stored],
+                    plan,
+                    spy_dir,
                 )
                 for stored in WINDOWS
             ]
