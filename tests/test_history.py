@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from memori_server.chat.history import (
     within_budget,
 )
 from memori_server.chat.messages import OpenAIMessage
+from memori_server.chat.upstream import encode_body
 from memori_server.storage.records import HistoryMessage, encode_message
 from memori_server.tokens import bundled_encoding, count_message, encoding_for
 
@@ -178,3 +180,21 @@ def test_without_cached_encodings_nothing_is_downloaded(
         assert list(tmp_path.iterdir()) == []
     finally:
         encoding_for.cache_clear()
+
+
+def test_the_upstream_body_means_what_encoding_it_whole_would() -> None:
+    rng = random.Random(11)
+    for _ in range(300):
+        parameters: dict[str, object] = {"model": "m"} if rng.random() < 0.8 else {}
+        if rng.random() < 0.5:
+            parameters["temperature"] = rng.random()
+        if rng.random() < 0.3:
+            parameters["tools"] = [{"type": "function", "function": {"name": "f\u00e9"}}]
+        messages = [
+            rng.choice([user(f'q{n} \u2603 "quoted"'), assistant(f"a{n}"), tool_call(f"c{n}")])
+            for n in range(rng.randint(0, 6))
+        ]
+        stream = rng.random() < 0.5
+        body = encode_body(parameters, [encode_message(m) for m in messages], stream=stream)
+        expected = {**parameters, "messages": messages, **({"stream": True} if stream else {})}
+        assert json.loads(body) == expected
