@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from memori_server.storage import statements as sql
-from memori_server.storage.database import Database
-from memori_server.storage.history_cache import HistoryCache
 from memori_server.storage.records import SessionRecord, StoredMessage
-from memori_server.storage.session_store import utc_now
+from memori_server.storage.store import Store
 from memori_server.storage.turn_store import entity_lock_key
 from memori_server.storage.units import Fetch, Op, Unit, Work, ops
 
@@ -26,18 +23,7 @@ class Erased:
     requests: int
 
 
-class EntityStore:
-    def __init__(
-        self,
-        database: Database,
-        clock: Callable[[], datetime] = utc_now,
-        cache: HistoryCache | None = None,
-    ) -> None:
-        self._db = database
-        self._sql = database.statements
-        self._clock = clock
-        self._cache = cache
-
+class EntityStore(Store):
     async def erase(self, tenant_id: str, entity_id: str) -> Erased:
         """Delete every session of the entity in the tenant, with its messages, pointers and
         request records, in one transaction, and record the erasure, so a chat call begun

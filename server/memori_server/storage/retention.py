@@ -7,20 +7,14 @@ of its history. One session per transaction keeps SQLite's write lock short.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
-from memori_server.storage.database import Database
-from memori_server.storage.session_store import utc_now
+from memori_server.storage import statements as sql
+from memori_server.storage.store import Store
 from memori_server.storage.units import Fetch, Op, Unit, Work, ops
 
 
-class RetentionStore:
-    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
-        self._db = database
-        self._sql = database.statements
-        self._clock = clock
-
+class RetentionStore(Store):
     async def idle_sessions(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
         """(tenant, session id) of sessions last active before `cutoff`, oldest first."""
 
@@ -44,13 +38,7 @@ class RetentionStore:
             )
             if idle is None:
                 return None
-            deleted, *_ = yield ops(
-                Op(self._sql.delete_messages, key, Fetch.ROWCOUNT),
-                Op(self._sql.delete_requests, key),
-                Op(self._sql.delete_pointers, key),
-                Op(self._sql.delete_session, key),
-                commit=True,
-            )
+            deleted, *_ = yield ops(*sql.delete_session_ops(self._sql, key), commit=True)
             return int(deleted)
 
         return await self._db.run(Work(unit, writes=True, heavy=True))

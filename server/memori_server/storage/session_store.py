@@ -8,7 +8,7 @@ problems as the domain errors the RPC layer maps to statuses.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,16 +16,11 @@ from typing import Any
 from memori_server.domain import Attribution
 from memori_server.errors import AttributionMismatch, NoCurrentSession, SessionNotFound
 from memori_server.storage import statements as sql
-from memori_server.storage.database import Database
-from memori_server.storage.history_cache import HistoryCache
 from memori_server.storage.records import NewMessage, SessionRecord, StoredMessage
+from memori_server.storage.store import Store, utc_now
 from memori_server.storage.units import ConstraintViolation, Fetch, Op, Unit, Work, ops
 
 HEAVY_PAGE = 256  # a message page beyond this many rows is read off the event loop
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +38,7 @@ def check_owner(row: Any, attribution: Attribution | None) -> None:
         raise AttributionMismatch(row.id)
 
 
-class SessionStore:
-    def __init__(
-        self,
-        database: Database,
-        clock: Callable[[], datetime] = utc_now,
-        cache: HistoryCache | None = None,
-    ) -> None:
-        self._db = database
-        self._sql = database.statements
-        self._clock = clock
-        self._cache = cache
-
+class SessionStore(Store):
     async def ping(self) -> None:
         await self._db.ping()
 
@@ -178,13 +162,7 @@ class SessionStore:
             if row is None:
                 raise SessionNotFound(session_id)
             check_owner(row, attribution)
-            deleted, *_ = yield ops(
-                Op(self._sql.delete_messages, key, Fetch.ROWCOUNT),
-                Op(self._sql.delete_requests, key),
-                Op(self._sql.delete_pointers, key),
-                Op(self._sql.delete_session, key),
-                commit=True,
-            )
+            deleted, *_ = yield ops(*sql.delete_session_ops(self._sql, key), commit=True)
             return int(deleted)
 
         # Heavy: a long session's messages are many rows to delete.

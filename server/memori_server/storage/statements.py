@@ -552,12 +552,24 @@ __all__ = [
     "PENDING",
     "Statements",
     "append_ops",
+    "delete_session_ops",
     "history_message",
     "message_rows",
     "owner",
     "session_record",
     "stored_message",
 ]
+
+
+def delete_session_ops(statements: Statements, key: dict[str, Any]) -> tuple[Op, ...]:
+    """Delete the session of `key` (tenant_id, session_id) whole: its messages (the first
+    result counts them), request records, pointers, then the session row."""
+    return (
+        Op(statements.delete_messages, key, Fetch.ROWCOUNT),
+        Op(statements.delete_requests, key),
+        Op(statements.delete_pointers, key),
+        Op(statements.delete_session, key),
+    )
 
 
 def append_ops(

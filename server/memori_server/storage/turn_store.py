@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,8 +19,7 @@ from typing import Any
 from memori_server.domain import Attribution
 from memori_server.errors import EntityErased, RequestIdTakenOver, SessionNotFound
 from memori_server.storage import statements as sql
-from memori_server.storage.database import Database
-from memori_server.storage.history_cache import HistoryCache, HistoryWindow
+from memori_server.storage.history_cache import HistoryWindow
 from memori_server.storage.records import (
     Completion,
     HistoryMessage,
@@ -28,7 +27,8 @@ from memori_server.storage.records import (
     SessionRecord,
     as_history,
 )
-from memori_server.storage.session_store import check_owner, utc_now
+from memori_server.storage.session_store import check_owner
+from memori_server.storage.store import Store
 from memori_server.storage.units import ConstraintViolation, Fetch, Op, Unit, Work, ops
 
 HISTORY_BATCH = 256
@@ -86,18 +86,7 @@ def _continues(held: HistoryWindow, head: Any) -> bool:
     )
 
 
-class TurnStore:
-    def __init__(
-        self,
-        database: Database,
-        clock: Callable[[], datetime] = utc_now,
-        cache: HistoryCache | None = None,
-    ) -> None:
-        self._db = database
-        self._sql = database.statements
-        self._clock = clock
-        self._cache = cache if cache is not None and cache.enabled else None
-
+class TurnStore(Store):
     async def load(
         self,
         tenant_id: str,
