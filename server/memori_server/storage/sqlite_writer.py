@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
+from memori_server.errors import StorageUnavailable
 from memori_server.storage.drivers import run_blocking
 from memori_server.storage.units import Work
 
@@ -68,8 +69,8 @@ class SqliteWriter:
         loop = asyncio.get_running_loop()
         queued = _Queued(work, loop, loop.create_future())
         with self._wake:
-            if self._closed:
-                raise RuntimeError("the database is closed")
+            if self._closed:  # a call that outlived shutdown's grace: retry elsewhere
+                raise StorageUnavailable("the database is closing; retry later")
             self._pending.append(queued)
             if self._thread is None:
                 self._thread = threading.Thread(
