@@ -24,40 +24,43 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from memori_proto.v1 import common_pb2 as memori_dot_v1_dot_common__pb2
+from memori_proto.v1 import memory_pb2 as memori_dot_v1_dot_memory__pb2
 from memori_proto.v1 import session_pb2 as memori_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14memori/v1/chat.proto\x12\tmemori.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16memori/v1/common.proto\x1a\x17memori/v1/session.proto\"\xee\x04\n\x15\x43hatCompletionRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x32\n\x08messages\x18\x02 \x03(\x0b\x32\x16.memori.v1.ChatMessageR\x08messages\x12%\n\x0btemperature\x18\x03 \x01(\x01H\x00R\x0btemperature\x88\x01\x01\x12\x18\n\x05top_p\x18\x04 \x01(\x01H\x01R\x04topP\x88\x01\x01\x12\"\n\nmax_tokens\x18\x05 \x01(\x03H\x02R\tmaxTokens\x88\x01\x01\x12\x37\n\x15max_completion_tokens\x18\x06 \x01(\x03H\x03R\x13maxCompletionTokens\x88\x01\x01\x12\x12\n\x04stop\x18\x07 \x03(\tR\x04stop\x12\x11\n\x01n\x18\x08 \x01(\x03H\x04R\x01n\x88\x01\x01\x12\x17\n\x04seed\x18\t \x01(\x03H\x05R\x04seed\x88\x01\x01\x12-\n\x05tools\x18\n \x03(\x0b\x32\x17.google.protobuf.StructR\x05tools\x12\x37\n\x0btool_choice\x18\x0b \x01(\x0b\x32\x16.google.protobuf.ValueR\ntoolChoice\x12@\n\x0fresponse_format\x18\x0c \x01(\x0b\x32\x17.google.protobuf.StructR\x0eresponseFormat\x12\x12\n\x04user\x18\r \x01(\tR\x04user\x12\x1d\n\nextra_json\x18\x0e \x01(\tR\textraJsonB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x18\n\x16_max_completion_tokensB\x04\n\x02_nB\x07\n\x05_seed\"|\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\x03R\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03R\x10\x63ompletionTokens\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x03R\x0btotalTokens\"u\n\x06\x43hoice\x12\x14\n\x05index\x18\x01 \x01(\x03R\x05index\x12\x30\n\x07message\x18\x02 \x01(\x0b\x32\x16.memori.v1.ChatMessageR\x07message\x12#\n\rfinish_reason\x18\x03 \x01(\tR\x0c\x66inishReason\"\xa5\x01\n\x0e\x43hatCompletion\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12+\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\x11.memori.v1.ChoiceR\x07\x63hoices\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x10.memori.v1.UsageR\x05usage\"\xc5\x01\n\x0f\x43ompleteRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x38\n\x0b\x61ttribution\x18\x02 \x01(\x0b\x32\x16.memori.v1.AttributionR\x0b\x61ttribution\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12:\n\x07request\x18\x04 \x01(\x0b\x32 .memori.v1.ChatCompletionRequestR\x07request\"\xc0\x01\n\x10\x43ompleteResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x12.memori.v1.SessionR\x07session\x12\x39\n\ncompletion\x18\x02 \x01(\x0b\x32\x19.memori.v1.ChatCompletionR\ncompletion\x12\'\n\x0f\x63ompletion_json\x18\x03 \x01(\tR\x0e\x63ompletionJson\x12\x1a\n\x08replayed\x18\x04 \x01(\x08R\x08replayed\"\xcb\x01\n\x15StreamCompleteRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x38\n\x0b\x61ttribution\x18\x02 \x01(\x0b\x32\x16.memori.v1.AttributionR\x0b\x61ttribution\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12:\n\x07request\x18\x04 \x01(\x0b\x32 .memori.v1.ChatCompletionRequestR\x07request\"~\n\rToolCallDelta\x12\x14\n\x05index\x18\x01 \x01(\x03R\x05index\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n\x04type\x18\x03 \x01(\tR\x04type\x12\x33\n\x08\x66unction\x18\x04 \x01(\x0b\x32\x17.memori.v1.FunctionCallR\x08\x66unction\"\x9b\x01\n\x10\x43hatMessageDelta\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x0f.memori.v1.RoleR\x04role\x12\x1d\n\x07\x63ontent\x18\x02 \x01(\tH\x00R\x07\x63ontent\x88\x01\x01\x12\x37\n\ntool_calls\x18\x03 \x03(\x0b\x32\x18.memori.v1.ToolCallDeltaR\ttoolCallsB\n\n\x08_content\"{\n\x0b\x43hunkChoice\x12\x14\n\x05index\x18\x01 \x01(\x03R\x05index\x12\x31\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1b.memori.v1.ChatMessageDeltaR\x05\x64\x65lta\x12#\n\rfinish_reason\x18\x03 \x01(\tR\x0c\x66inishReason\"\xaf\x01\n\x13\x43hatCompletionChunk\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x30\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\x16.memori.v1.ChunkChoiceR\x07\x63hoices\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x10.memori.v1.UsageR\x05usage\"\xb7\x01\n\x16StreamCompleteResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x12.memori.v1.SessionR\x07session\x12\x34\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1e.memori.v1.ChatCompletionChunkR\x05\x63hunk\x12\x1d\n\nchunk_json\x18\x03 \x01(\tR\tchunkJson\x12\x1a\n\x08replayed\x18\x04 \x01(\x08R\x08replayed2\xab\x01\n\x0b\x43hatService\x12\x43\n\x08\x43omplete\x12\x1a.memori.v1.CompleteRequest\x1a\x1b.memori.v1.CompleteResponse\x12W\n\x0eStreamComplete\x12 .memori.v1.StreamCompleteRequest\x1a!.memori.v1.StreamCompleteResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14memori/v1/chat.proto\x12\tmemori.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16memori/v1/common.proto\x1a\x16memori/v1/memory.proto\x1a\x17memori/v1/session.proto\"\xee\x04\n\x15\x43hatCompletionRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x32\n\x08messages\x18\x02 \x03(\x0b\x32\x16.memori.v1.ChatMessageR\x08messages\x12%\n\x0btemperature\x18\x03 \x01(\x01H\x00R\x0btemperature\x88\x01\x01\x12\x18\n\x05top_p\x18\x04 \x01(\x01H\x01R\x04topP\x88\x01\x01\x12\"\n\nmax_tokens\x18\x05 \x01(\x03H\x02R\tmaxTokens\x88\x01\x01\x12\x37\n\x15max_completion_tokens\x18\x06 \x01(\x03H\x03R\x13maxCompletionTokens\x88\x01\x01\x12\x12\n\x04stop\x18\x07 \x03(\tR\x04stop\x12\x11\n\x01n\x18\x08 \x01(\x03H\x04R\x01n\x88\x01\x01\x12\x17\n\x04seed\x18\t \x01(\x03H\x05R\x04seed\x88\x01\x01\x12-\n\x05tools\x18\n \x03(\x0b\x32\x17.google.protobuf.StructR\x05tools\x12\x37\n\x0btool_choice\x18\x0b \x01(\x0b\x32\x16.google.protobuf.ValueR\ntoolChoice\x12@\n\x0fresponse_format\x18\x0c \x01(\x0b\x32\x17.google.protobuf.StructR\x0eresponseFormat\x12\x12\n\x04user\x18\r \x01(\tR\x04user\x12\x1d\n\nextra_json\x18\x0e \x01(\tR\textraJsonB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x18\n\x16_max_completion_tokensB\x04\n\x02_nB\x07\n\x05_seed\"|\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\x03R\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03R\x10\x63ompletionTokens\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x03R\x0btotalTokens\"u\n\x06\x43hoice\x12\x14\n\x05index\x18\x01 \x01(\x03R\x05index\x12\x30\n\x07message\x18\x02 \x01(\x0b\x32\x16.memori.v1.ChatMessageR\x07message\x12#\n\rfinish_reason\x18\x03 \x01(\tR\x0c\x66inishReason\"\xa5\x01\n\x0e\x43hatCompletion\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12+\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\x11.memori.v1.ChoiceR\x07\x63hoices\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x10.memori.v1.UsageR\x05usage\"\xf7\x01\n\x0f\x43ompleteRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x38\n\x0b\x61ttribution\x18\x02 \x01(\x0b\x32\x16.memori.v1.AttributionR\x0b\x61ttribution\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12:\n\x07request\x18\x04 \x01(\x0b\x32 .memori.v1.ChatCompletionRequestR\x07request\x12\x30\n\x06recall\x18\x05 \x01(\x0b\x32\x18.memori.v1.RecallOptionsR\x06recall\"z\n\rRecallOptions\x12\x1d\n\x07\x65nabled\x18\x01 \x01(\x08H\x00R\x07\x65nabled\x88\x01\x01\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12!\n\x0ctoken_budget\x18\x03 \x01(\x05R\x0btokenBudgetB\n\n\x08_enabled\"\x80\x02\n\x10\x43ompleteResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x12.memori.v1.SessionR\x07session\x12\x39\n\ncompletion\x18\x02 \x01(\x0b\x32\x19.memori.v1.ChatCompletionR\ncompletion\x12\'\n\x0f\x63ompletion_json\x18\x03 \x01(\tR\x0e\x63ompletionJson\x12\x1a\n\x08replayed\x18\x04 \x01(\x08R\x08replayed\x12>\n\x11recalled_memories\x18\x05 \x03(\x0b\x32\x11.memori.v1.MemoryR\x10recalledMemories\"\xfd\x01\n\x15StreamCompleteRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x38\n\x0b\x61ttribution\x18\x02 \x01(\x0b\x32\x16.memori.v1.AttributionR\x0b\x61ttribution\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\x12:\n\x07request\x18\x04 \x01(\x0b\x32 .memori.v1.ChatCompletionRequestR\x07request\x12\x30\n\x06recall\x18\x05 \x01(\x0b\x32\x18.memori.v1.RecallOptionsR\x06recall\"~\n\rToolCallDelta\x12\x14\n\x05index\x18\x01 \x01(\x03R\x05index\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n\x04type\x18\x03 \x01(\tR\x04type\x12\x33\n\x08\x66unction\x18\x04 \x01(\x0b\x32\x17.memori.v1.FunctionCallR\x08\x66unction\"\x9b\x01\n\x10\x43hatMessageDelta\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x0f.memori.v1.RoleR\x04role\x12\x1d\n\x07\x63ontent\x18\x02 \x01(\tH\x00R\x07\x63ontent\x88\x01\x01\x12\x37\n\ntool_calls\x18\x03 \x03(\x0b\x32\x18.memori.v1.ToolCallDeltaR\ttoolCallsB\n\n\x08_content\"{\n\x0b\x43hunkChoice\x12\x14\n\x05index\x18\x01 \x01(\x03R\x05index\x12\x31\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1b.memori.v1.ChatMessageDeltaR\x05\x64\x65lta\x12#\n\rfinish_reason\x18\x03 \x01(\tR\x0c\x66inishReason\"\xaf\x01\n\x13\x43hatCompletionChunk\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n\x07\x63reated\x18\x03 \x01(\x03R\x07\x63reated\x12\x30\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\x16.memori.v1.ChunkChoiceR\x07\x63hoices\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x10.memori.v1.UsageR\x05usage\"\xf7\x01\n\x16StreamCompleteResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x12.memori.v1.SessionR\x07session\x12\x34\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1e.memori.v1.ChatCompletionChunkR\x05\x63hunk\x12\x1d\n\nchunk_json\x18\x03 \x01(\tR\tchunkJson\x12\x1a\n\x08replayed\x18\x04 \x01(\x08R\x08replayed\x12>\n\x11recalled_memories\x18\x05 \x03(\x0b\x32\x11.memori.v1.MemoryR\x10recalledMemories2\xab\x01\n\x0b\x43hatService\x12\x43\n\x08\x43omplete\x12\x1a.memori.v1.CompleteRequest\x1a\x1b.memori.v1.CompleteResponse\x12W\n\x0eStreamComplete\x12 .memori.v1.StreamCompleteRequest\x1a!.memori.v1.StreamCompleteResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memori_proto.v1.chat_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHATCOMPLETIONREQUEST']._serialized_start=115
-  _globals['_CHATCOMPLETIONREQUEST']._serialized_end=737
-  _globals['_USAGE']._serialized_start=739
-  _globals['_USAGE']._serialized_end=863
-  _globals['_CHOICE']._serialized_start=865
-  _globals['_CHOICE']._serialized_end=982
-  _globals['_CHATCOMPLETION']._serialized_start=985
-  _globals['_CHATCOMPLETION']._serialized_end=1150
-  _globals['_COMPLETEREQUEST']._serialized_start=1153
-  _globals['_COMPLETEREQUEST']._serialized_end=1350
-  _globals['_COMPLETERESPONSE']._serialized_start=1353
-  _globals['_COMPLETERESPONSE']._serialized_end=1545
-  _globals['_STREAMCOMPLETEREQUEST']._serialized_start=1548
-  _globals['_STREAMCOMPLETEREQUEST']._serialized_end=1751
-  _globals['_TOOLCALLDELTA']._serialized_start=1753
-  _globals['_TOOLCALLDELTA']._serialized_end=1879
-  _globals['_CHATMESSAGEDELTA']._serialized_start=1882
-  _globals['_CHATMESSAGEDELTA']._serialized_end=2037
-  _globals['_CHUNKCHOICE']._serialized_start=2039
-  _globals['_CHUNKCHOICE']._serialized_end=2162
-  _globals['_CHATCOMPLETIONCHUNK']._serialized_start=2165
-  _globals['_CHATCOMPLETIONCHUNK']._serialized_end=2340
-  _globals['_STREAMCOMPLETERESPONSE']._serialized_start=2343
-  _globals['_STREAMCOMPLETERESPONSE']._serialized_end=2526
-  _globals['_CHATSERVICE']._serialized_start=2529
-  _globals['_CHATSERVICE']._serialized_end=2700
+  _globals['_CHATCOMPLETIONREQUEST']._serialized_start=139
+  _globals['_CHATCOMPLETIONREQUEST']._serialized_end=761
+  _globals['_USAGE']._serialized_start=763
+  _globals['_USAGE']._serialized_end=887
+  _globals['_CHOICE']._serialized_start=889
+  _globals['_CHOICE']._serialized_end=1006
+  _globals['_CHATCOMPLETION']._serialized_start=1009
+  _globals['_CHATCOMPLETION']._serialized_end=1174
+  _globals['_COMPLETEREQUEST']._serialized_start=1177
+  _globals['_COMPLETEREQUEST']._serialized_end=1424
+  _globals['_RECALLOPTIONS']._serialized_start=1426
+  _globals['_RECALLOPTIONS']._serialized_end=1548
+  _globals['_COMPLETERESPONSE']._serialized_start=1551
+  _globals['_COMPLETERESPONSE']._serialized_end=1807
+  _globals['_STREAMCOMPLETEREQUEST']._serialized_start=1810
+  _globals['_STREAMCOMPLETEREQUEST']._serialized_end=2063
+  _globals['_TOOLCALLDELTA']._serialized_start=2065
+  _globals['_TOOLCALLDELTA']._serialized_end=2191
+  _globals['_CHATMESSAGEDELTA']._serialized_start=2194
+  _globals['_CHATMESSAGEDELTA']._serialized_end=2349
+  _globals['_CHUNKCHOICE']._serialized_start=2351
+  _globals['_CHUNKCHOICE']._serialized_end=2474
+  _globals['_CHATCOMPLETIONCHUNK']._serialized_start=2477
+  _globals['_CHATCOMPLETIONCHUNK']._serialized_end=2652
+  _globals['_STREAMCOMPLETERESPONSE']._serialized_start=2655
+  _globals['_STREAMCOMPLETERESPONSE']._serialized_end=2902
+  _globals['_CHATSERVICE']._serialized_start=2905
+  _globals['_CHATSERVICE']._serialized_end=3076
 # @@protoc_insertion_point(module_scope)

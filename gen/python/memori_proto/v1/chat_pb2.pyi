@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from memori_proto.v1 import common_pb2 as _common_pb2
+from memori_proto.v1 import memory_pb2 as _memory_pb2
 from memori_proto.v1 import session_pb2 as _session_pb2
 import builtins as _builtins
 import sys
@@ -250,6 +251,7 @@ class CompleteRequest(_message.Message):
     ATTRIBUTION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
+    RECALL_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session to continue (a UUID v4, created on first use). When empty, the
     attribution's current session is used, or a new one is started.
@@ -267,6 +269,10 @@ class CompleteRequest(_message.Message):
     def request(self) -> Global___ChatCompletionRequest:
         """The chat completions request. Required."""
 
+    @_builtins.property
+    def recall(self) -> Global___RecallOptions:
+        """Long-term memory for this call (opt-in): unset follows the server's `--recall-default`."""
+
     def __init__(
         self,
         *,
@@ -274,14 +280,51 @@ class CompleteRequest(_message.Message):
         attribution: _common_pb2.Attribution | None = ...,
         request_id: _builtins.str = ...,
         request: Global___ChatCompletionRequest | None = ...,
+        recall: Global___RecallOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "request", b"request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "recall", b"recall", "request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "request", b"request", "request_id", b"request_id", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "recall", b"recall", "request", b"request", "request_id", b"request_id", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompleteRequest: _TypeAlias = CompleteRequest  # noqa: Y015
+
+@_typing.final
+class RecallOptions(_message.Message):
+    """Recall of long-term memory into a completion: the entity's *other* sessions are searched
+    with the new user message, and the best matches are sent to the upstream as one system
+    message (with their dates) after the request's system messages. That message is never
+    stored in the session. Needs a server started with `--memory on`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    TOKEN_BUDGET_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    """Recall for this call; unset follows the server's `--recall-default` (off unless set)."""
+    page_size: _builtins.int
+    """Maximum number of memories to inject: 0 means the server's default (5), at most 100."""
+    token_budget: _builtins.int
+    """Cap on the injected memories' tokens: 0 means the server's default (700)."""
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool | None = ...,
+        page_size: _builtins.int = ...,
+        token_budget: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "enabled", b"enabled"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "enabled", b"enabled", "page_size", b"page_size", "token_budget", b"token_budget"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
+    _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
+
+Global___RecallOptions: _TypeAlias = RecallOptions  # noqa: Y015
 
 @_typing.final
 class CompleteResponse(_message.Message):
@@ -293,6 +336,7 @@ class CompleteResponse(_message.Message):
     COMPLETION_FIELD_NUMBER: _builtins.int
     COMPLETION_JSON_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
+    RECALLED_MEMORIES_FIELD_NUMBER: _builtins.int
     completion_json: _builtins.str
     """The upstream's full response body (a JSON object), unchanged: rebuilds the exact
     OpenAI `ChatCompletion`, fields beyond the typed ones included.
@@ -307,6 +351,10 @@ class CompleteResponse(_message.Message):
     def completion(self) -> Global___ChatCompletion:
         """The typed essentials of the completion."""
 
+    @_builtins.property
+    def recalled_memories(self) -> _containers.RepeatedCompositeFieldContainer[_memory_pb2.Memory]:
+        """The memories recalled into this call (empty when recall was off or found nothing)."""
+
     def __init__(
         self,
         *,
@@ -314,10 +362,11 @@ class CompleteResponse(_message.Message):
         completion: Global___ChatCompletion | None = ...,
         completion_json: _builtins.str = ...,
         replayed: _builtins.bool = ...,
+        recalled_memories: _abc.Iterable[_memory_pb2.Memory] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "completion_json", b"completion_json", "replayed", b"replayed", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "completion_json", b"completion_json", "recalled_memories", b"recalled_memories", "replayed", b"replayed", "session", b"session"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -333,6 +382,7 @@ class StreamCompleteRequest(_message.Message):
     ATTRIBUTION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
+    RECALL_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     """The session to continue (a UUID v4, created on first use). When empty, the
     attribution's current session is used, or a new one is started.
@@ -351,6 +401,10 @@ class StreamCompleteRequest(_message.Message):
         `extra_json`.
         """
 
+    @_builtins.property
+    def recall(self) -> Global___RecallOptions:
+        """Long-term memory for this call, as in `CompleteRequest`."""
+
     def __init__(
         self,
         *,
@@ -358,10 +412,11 @@ class StreamCompleteRequest(_message.Message):
         attribution: _common_pb2.Attribution | None = ...,
         request_id: _builtins.str = ...,
         request: Global___ChatCompletionRequest | None = ...,
+        recall: Global___RecallOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "request", b"request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "recall", b"recall", "request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "request", b"request", "request_id", b"request_id", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "recall", b"recall", "request", b"request", "request_id", b"request_id", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -521,6 +576,7 @@ class StreamCompleteResponse(_message.Message):
     CHUNK_FIELD_NUMBER: _builtins.int
     CHUNK_JSON_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
+    RECALLED_MEMORIES_FIELD_NUMBER: _builtins.int
     chunk_json: _builtins.str
     """The upstream chunk as it arrived (a JSON object), unchanged: rebuilds the exact OpenAI
     `ChatCompletionChunk`.
@@ -535,6 +591,10 @@ class StreamCompleteResponse(_message.Message):
     def chunk(self) -> Global___ChatCompletionChunk:
         """The typed essentials of one upstream chunk (later messages)."""
 
+    @_builtins.property
+    def recalled_memories(self) -> _containers.RepeatedCompositeFieldContainer[_memory_pb2.Memory]:
+        """First message only: the memories recalled into this call."""
+
     def __init__(
         self,
         *,
@@ -542,10 +602,11 @@ class StreamCompleteResponse(_message.Message):
         chunk: Global___ChatCompletionChunk | None = ...,
         chunk_json: _builtins.str = ...,
         replayed: _builtins.bool = ...,
+        recalled_memories: _abc.Iterable[_memory_pb2.Memory] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "session", b"session"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "chunk_json", b"chunk_json", "replayed", b"replayed", "session", b"session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "chunk_json", b"chunk_json", "recalled_memories", b"recalled_memories", "replayed", b"replayed", "session", b"session"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

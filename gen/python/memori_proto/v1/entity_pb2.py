@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from memori_proto.v1 import session_pb2 as memori_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16memori/v1/entity.proto\x12\tmemori.v1\x1a\x17memori/v1/session.proto\"+\n\x0c\x45raseRequest\x12\x1b\n\tentity_id\x18\x01 \x01(\tR\x08\x65ntityId\"\xab\x01\n\rEraseResponse\x12\x32\n\x15\x64\x65leted_session_count\x18\x01 \x01(\x03R\x13\x64\x65letedSessionCount\x12\x32\n\x15\x64\x65leted_message_count\x18\x02 \x01(\x03R\x13\x64\x65letedMessageCount\x12\x32\n\x15\x64\x65leted_request_count\x18\x03 \x01(\x03R\x13\x64\x65letedRequestCount\",\n\rExportRequest\x12\x1b\n\tentity_id\x18\x01 \x01(\tR\x08\x65ntityId\"n\n\x0e\x45xportResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x12.memori.v1.SessionR\x07session\x12.\n\x08messages\x18\x02 \x03(\x0b\x32\x12.memori.v1.MessageR\x08messages2\x8c\x01\n\rEntityService\x12:\n\x05\x45rase\x12\x17.memori.v1.EraseRequest\x1a\x18.memori.v1.EraseResponse\x12?\n\x06\x45xport\x12\x18.memori.v1.ExportRequest\x1a\x19.memori.v1.ExportResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16memori/v1/entity.proto\x12\tmemori.v1\x1a\x17memori/v1/session.proto\"+\n\x0c\x45raseRequest\x12\x1b\n\tentity_id\x18\x01 \x01(\tR\x08\x65ntityId\"\xdd\x01\n\rEraseResponse\x12\x32\n\x15\x64\x65leted_session_count\x18\x01 \x01(\x03R\x13\x64\x65letedSessionCount\x12\x32\n\x15\x64\x65leted_message_count\x18\x02 \x01(\x03R\x13\x64\x65letedMessageCount\x12\x32\n\x15\x64\x65leted_request_count\x18\x03 \x01(\x03R\x13\x64\x65letedRequestCount\x12\x30\n\x14\x64\x65leted_memory_count\x18\x04 \x01(\x03R\x12\x64\x65letedMemoryCount\",\n\rExportRequest\x12\x1b\n\tentity_id\x18\x01 \x01(\tR\x08\x65ntityId\"n\n\x0e\x45xportResponse\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x12.memori.v1.SessionR\x07session\x12.\n\x08messages\x18\x02 \x03(\x0b\x32\x12.memori.v1.MessageR\x08messages2\x8c\x01\n\rEntityService\x12:\n\x05\x45rase\x12\x17.memori.v1.EraseRequest\x1a\x18.memori.v1.EraseResponse\x12?\n\x06\x45xport\x12\x18.memori.v1.ExportRequest\x1a\x19.memori.v1.ExportResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,11 +35,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERASEREQUEST']._serialized_start=62
   _globals['_ERASEREQUEST']._serialized_end=105
   _globals['_ERASERESPONSE']._serialized_start=108
-  _globals['_ERASERESPONSE']._serialized_end=279
-  _globals['_EXPORTREQUEST']._serialized_start=281
-  _globals['_EXPORTREQUEST']._serialized_end=325
-  _globals['_EXPORTRESPONSE']._serialized_start=327
-  _globals['_EXPORTRESPONSE']._serialized_end=437
-  _globals['_ENTITYSERVICE']._serialized_start=440
-  _globals['_ENTITYSERVICE']._serialized_end=580
+  _globals['_ERASERESPONSE']._serialized_end=329
+  _globals['_EXPORTREQUEST']._serialized_start=331
+  _globals['_EXPORTREQUEST']._serialized_end=375
+  _globals['_EXPORTRESPONSE']._serialized_start=377
+  _globals['_EXPORTRESPONSE']._serialized_end=487
+  _globals['_ENTITYSERVICE']._serialized_start=490
+  _globals['_ENTITYSERVICE']._serialized_end=630
 # @@protoc_insertion_point(module_scope)

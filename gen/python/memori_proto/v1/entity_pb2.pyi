@@ -50,22 +50,26 @@ class EraseResponse(_message.Message):
     DELETED_SESSION_COUNT_FIELD_NUMBER: _builtins.int
     DELETED_MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
     DELETED_REQUEST_COUNT_FIELD_NUMBER: _builtins.int
+    DELETED_MEMORY_COUNT_FIELD_NUMBER: _builtins.int
     deleted_session_count: _builtins.int
     """Sessions deleted (under every process id of the entity)."""
     deleted_message_count: _builtins.int
     """Messages deleted with them."""
     deleted_request_count: _builtins.int
     """Request-id (idempotency) records deleted with them."""
+    deleted_memory_count: _builtins.int
+    """Long-term memory index entries deleted with them."""
     def __init__(
         self,
         *,
         deleted_session_count: _builtins.int = ...,
         deleted_message_count: _builtins.int = ...,
         deleted_request_count: _builtins.int = ...,
+        deleted_memory_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_message_count", b"deleted_message_count", "deleted_request_count", b"deleted_request_count", "deleted_session_count", b"deleted_session_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_memory_count", b"deleted_memory_count", "deleted_message_count", b"deleted_message_count", "deleted_request_count", b"deleted_request_count", "deleted_session_count", b"deleted_session_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

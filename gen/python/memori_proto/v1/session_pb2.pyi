@@ -453,3 +453,90 @@ class ListMessagesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListMessagesResponse: _TypeAlias = ListMessagesResponse  # noqa: Y015
+
+@_typing.final
+class AppendMessagesRequest(_message.Message):
+    """Request of `AppendMessages`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTRIBUTION_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """The session to append to (a UUID v4, created on first use). When empty, the
+    attribution's current session is used, or a new one is started.
+    """
+    request_id: _builtins.str
+    """Optional idempotency key (at most 128 characters). A retry with the same key and the same
+    request returns the first call's result and stores nothing again; the same key with a
+    different request is FAILED_PRECONDITION.
+    """
+    @_builtins.property
+    def attribution(self) -> _common_pb2.Attribution:
+        """Who the messages belong to. Required."""
+
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ChatMessage]:
+        """The messages to store, in order. Required: at least one. System and developer messages
+        are stored like the others.
+        """
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the messages were originally written (an import keeps its dates); default now.
+        Must not be in the future.
+        """
+
+    def __init__(
+        self,
+        *,
+        attribution: _common_pb2.Attribution | None = ...,
+        session_id: _builtins.str = ...,
+        messages: _abc.Iterable[_common_pb2.ChatMessage] | None = ...,
+        request_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "create_time", b"create_time", "messages", b"messages", "request_id", b"request_id", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppendMessagesRequest: _TypeAlias = AppendMessagesRequest  # noqa: Y015
+
+@_typing.final
+class AppendMessagesResponse(_message.Message):
+    """Response of `AppendMessages`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    SEQUENCES_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this is the stored result of an earlier call with the same `request_id`."""
+    @_builtins.property
+    def session(self) -> Global___Session:
+        """The session the messages were stored in; now the attribution's current session."""
+
+    @_builtins.property
+    def sequences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The sequence number given to each stored message, in request order."""
+
+    def __init__(
+        self,
+        *,
+        session: Global___Session | None = ...,
+        sequences: _abc.Iterable[_builtins.int] | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replayed", b"replayed", "sequences", b"sequences", "session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppendMessagesResponse: _TypeAlias = AppendMessagesResponse  # noqa: Y015

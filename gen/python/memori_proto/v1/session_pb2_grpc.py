@@ -71,6 +71,11 @@ class SessionServiceStub:
                 request_serializer=memori_dot_v1_dot_session__pb2.ListMessagesRequest.SerializeToString,
                 response_deserializer=memori_dot_v1_dot_session__pb2.ListMessagesResponse.FromString,
                 _registered_method=True)
+        self.AppendMessages = channel.unary_unary(
+                '/memori.v1.SessionService/AppendMessages',
+                request_serializer=memori_dot_v1_dot_session__pb2.AppendMessagesRequest.SerializeToString,
+                response_deserializer=memori_dot_v1_dot_session__pb2.AppendMessagesResponse.FromString,
+                _registered_method=True)
 
 
 class SessionServiceServicer:
@@ -129,6 +134,18 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendMessages(self, request, context):
+        """Stores messages without a completion: imports from other systems, turns an app ran
+        elsewhere, backfills. Session semantics are those of `ChatService.Complete`: the given
+        session (created when unknown), else the attribution's current session when active
+        within the idle window, else a new one; it becomes the attribution's current session.
+        All messages are stored in one transaction with the next sequence numbers, or none are.
+        Validation and limits are those of a completion's messages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +178,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.ListMessages,
                     request_deserializer=memori_dot_v1_dot_session__pb2.ListMessagesRequest.FromString,
                     response_serializer=memori_dot_v1_dot_session__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'AppendMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendMessages,
+                    request_deserializer=memori_dot_v1_dot_session__pb2.AppendMessagesRequest.FromString,
+                    response_serializer=memori_dot_v1_dot_session__pb2.AppendMessagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -332,6 +354,33 @@ class SessionService:
             '/memori.v1.SessionService/ListMessages',
             memori_dot_v1_dot_session__pb2.ListMessagesRequest.SerializeToString,
             memori_dot_v1_dot_session__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppendMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memori.v1.SessionService/AppendMessages',
+            memori_dot_v1_dot_session__pb2.AppendMessagesRequest.SerializeToString,
+            memori_dot_v1_dot_session__pb2.AppendMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,14 @@ class SessionServiceStub:
     """Deletes a session and all its messages. It stops being anyone's current session."""
     ListMessages: _grpc.UnaryUnaryMultiCallable[_session_pb2.ListMessagesRequest, _session_pb2.ListMessagesResponse]
     """Pages through a session's stored messages, oldest first."""
+    AppendMessages: _grpc.UnaryUnaryMultiCallable[_session_pb2.AppendMessagesRequest, _session_pb2.AppendMessagesResponse]
+    """Stores messages without a completion: imports from other systems, turns an app ran
+    elsewhere, backfills. Session semantics are those of `ChatService.Complete`: the given
+    session (created when unknown), else the attribution's current session when active
+    within the idle window, else a new one; it becomes the attribution's current session.
+    All messages are stored in one transaction with the next sequence numbers, or none are.
+    Validation and limits are those of a completion's messages.
+    """
 
 @_typing.type_check_only
 class SessionServiceAsyncStub(SessionServiceStub):
@@ -91,6 +99,14 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """Deletes a session and all its messages. It stops being anyone's current session."""
     ListMessages: _aio.UnaryUnaryMultiCallable[_session_pb2.ListMessagesRequest, _session_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """Pages through a session's stored messages, oldest first."""
+    AppendMessages: _aio.UnaryUnaryMultiCallable[_session_pb2.AppendMessagesRequest, _session_pb2.AppendMessagesResponse]  # type: ignore[assignment]
+    """Stores messages without a completion: imports from other systems, turns an app ran
+    elsewhere, backfills. Session semantics are those of `ChatService.Complete`: the given
+    session (created when unknown), else the attribution's current session when active
+    within the idle window, else a new one; it becomes the attribution's current session.
+    All messages are stored in one transaction with the next sequence numbers, or none are.
+    Validation and limits are those of a completion's messages.
+    """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     """SessionService manages conversations ("sessions"): the unit of memory that chat completions
@@ -156,5 +172,19 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_pb2.ListMessagesResponse, _abc.Awaitable[_session_pb2.ListMessagesResponse]]:
         """Pages through a session's stored messages, oldest first."""
+
+    @_abc_1.abstractmethod
+    def AppendMessages(
+        self,
+        request: _session_pb2.AppendMessagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.AppendMessagesResponse, _abc.Awaitable[_session_pb2.AppendMessagesResponse]]:
+        """Stores messages without a completion: imports from other systems, turns an app ran
+        elsewhere, backfills. Session semantics are those of `ChatService.Complete`: the given
+        session (created when unknown), else the attribution's current session when active
+        within the idle window, else a new one; it becomes the attribution's current session.
+        All messages are stored in one transaction with the next sequence numbers, or none are.
+        Validation and limits are those of a completion's messages.
+        """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

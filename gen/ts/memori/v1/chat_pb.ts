@@ -8,6 +8,8 @@ import type { Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { Attribution, ChatMessage, FunctionCall, Role } from "./common_pb";
 import { file_memori_v1_common } from "./common_pb";
+import type { Memory } from "./memory_pb";
+import { file_memori_v1_memory } from "./memory_pb";
 import type { Session } from "./session_pb";
 import { file_memori_v1_session } from "./session_pb";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file memori/v1/chat.proto.
  */
 export const file_memori_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChRtZW1vcmkvdjEvY2hhdC5wcm90bxIJbWVtb3JpLnYxIucDChVDaGF0Q29tcGxldGlvblJlcXVlc3QSDQoFbW9kZWwYASABKAkSKAoIbWVzc2FnZXMYAiADKAsyFi5tZW1vcmkudjEuQ2hhdE1lc3NhZ2USGAoLdGVtcGVyYXR1cmUYAyABKAFIAIgBARISCgV0b3BfcBgEIAEoAUgBiAEBEhcKCm1heF90b2tlbnMYBSABKANIAogBARIiChVtYXhfY29tcGxldGlvbl90b2tlbnMYBiABKANIA4gBARIMCgRzdG9wGAcgAygJEg4KAW4YCCABKANIBIgBARIRCgRzZWVkGAkgASgDSAWIAQESJgoFdG9vbHMYCiADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EisKC3Rvb2xfY2hvaWNlGAsgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEjAKD3Jlc3BvbnNlX2Zvcm1hdBgMIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDAoEdXNlchgNIAEoCRISCgpleHRyYV9qc29uGA4gASgJQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCDQoLX21heF90b2tlbnNCGAoWX21heF9jb21wbGV0aW9uX3Rva2Vuc0IECgJfbkIHCgVfc2VlZCJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgDEhQKDHRvdGFsX3Rva2VucxgDIAEoAyJXCgZDaG9pY2USDQoFaW5kZXgYASABKAMSJwoHbWVzc2FnZRgCIAEoCzIWLm1lbW9yaS52MS5DaGF0TWVzc2FnZRIVCg1maW5pc2hfcmVhc29uGAMgASgJIoEBCg5DaGF0Q29tcGxldGlvbhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgdjcmVhdGVkGAMgASgDEiIKB2Nob2ljZXMYBCADKAsyES5tZW1vcmkudjEuQ2hvaWNlEh8KBXVzYWdlGAUgASgLMhAubWVtb3JpLnYxLlVzYWdlIpkBCg9Db21wbGV0ZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIrCgthdHRyaWJ1dGlvbhgCIAEoCzIWLm1lbW9yaS52MS5BdHRyaWJ1dGlvbhISCgpyZXF1ZXN0X2lkGAMgASgJEjEKB3JlcXVlc3QYBCABKAsyIC5tZW1vcmkudjEuQ2hhdENvbXBsZXRpb25SZXF1ZXN0IpEBChBDb21wbGV0ZVJlc3BvbnNlEiMKB3Nlc3Npb24YASABKAsyEi5tZW1vcmkudjEuU2Vzc2lvbhItCgpjb21wbGV0aW9uGAIgASgLMhkubWVtb3JpLnYxLkNoYXRDb21wbGV0aW9uEhcKD2NvbXBsZXRpb25fanNvbhgDIAEoCRIQCghyZXBsYXllZBgEIAEoCCKfAQoVU3RyZWFtQ29tcGxldGVSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSKwoLYXR0cmlidXRpb24YAiABKAsyFi5tZW1vcmkudjEuQXR0cmlidXRpb24SEgoKcmVxdWVzdF9pZBgDIAEoCRIxCgdyZXF1ZXN0GAQgASgLMiAubWVtb3JpLnYxLkNoYXRDb21wbGV0aW9uUmVxdWVzdCJjCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgDEgoKAmlkGAIgASgJEgwKBHR5cGUYAyABKAkSKQoIZnVuY3Rpb24YBCABKAsyFy5tZW1vcmkudjEuRnVuY3Rpb25DYWxsIoEBChBDaGF0TWVzc2FnZURlbHRhEh0KBHJvbGUYASABKA4yDy5tZW1vcmkudjEuUm9sZRIUCgdjb250ZW50GAIgASgJSACIAQESLAoKdG9vbF9jYWxscxgDIAMoCzIYLm1lbW9yaS52MS5Ub29sQ2FsbERlbHRhQgoKCF9jb250ZW50Il8KC0NodW5rQ2hvaWNlEg0KBWluZGV4GAEgASgDEioKBWRlbHRhGAIgASgLMhsubWVtb3JpLnYxLkNoYXRNZXNzYWdlRGVsdGESFQoNZmluaXNoX3JlYXNvbhgDIAEoCSKLAQoTQ2hhdENvbXBsZXRpb25DaHVuaxIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgdjcmVhdGVkGAMgASgDEicKB2Nob2ljZXMYBCADKAsyFi5tZW1vcmkudjEuQ2h1bmtDaG9pY2USHwoFdXNhZ2UYBSABKAsyEC5tZW1vcmkudjEuVXNhZ2UikgEKFlN0cmVhbUNvbXBsZXRlUmVzcG9uc2USIwoHc2Vzc2lvbhgBIAEoCzISLm1lbW9yaS52MS5TZXNzaW9uEi0KBWNodW5rGAIgASgLMh4ubWVtb3JpLnYxLkNoYXRDb21wbGV0aW9uQ2h1bmsSEgoKY2h1bmtfanNvbhgDIAEoCRIQCghyZXBsYXllZBgEIAEoCDKrAQoLQ2hhdFNlcnZpY2USQwoIQ29tcGxldGUSGi5tZW1vcmkudjEuQ29tcGxldGVSZXF1ZXN0GhsubWVtb3JpLnYxLkNvbXBsZXRlUmVzcG9uc2USVwoOU3RyZWFtQ29tcGxldGUSIC5tZW1vcmkudjEuU3RyZWFtQ29tcGxldGVSZXF1ZXN0GiEubWVtb3JpLnYxLlN0cmVhbUNvbXBsZXRlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_struct, file_memori_v1_common, file_memori_v1_session]);
+  fileDesc("ChRtZW1vcmkvdjEvY2hhdC5wcm90bxIJbWVtb3JpLnYxIucDChVDaGF0Q29tcGxldGlvblJlcXVlc3QSDQoFbW9kZWwYASABKAkSKAoIbWVzc2FnZXMYAiADKAsyFi5tZW1vcmkudjEuQ2hhdE1lc3NhZ2USGAoLdGVtcGVyYXR1cmUYAyABKAFIAIgBARISCgV0b3BfcBgEIAEoAUgBiAEBEhcKCm1heF90b2tlbnMYBSABKANIAogBARIiChVtYXhfY29tcGxldGlvbl90b2tlbnMYBiABKANIA4gBARIMCgRzdG9wGAcgAygJEg4KAW4YCCABKANIBIgBARIRCgRzZWVkGAkgASgDSAWIAQESJgoFdG9vbHMYCiADKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EisKC3Rvb2xfY2hvaWNlGAsgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEjAKD3Jlc3BvbnNlX2Zvcm1hdBgMIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDAoEdXNlchgNIAEoCRISCgpleHRyYV9qc29uGA4gASgJQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCDQoLX21heF90b2tlbnNCGAoWX21heF9jb21wbGV0aW9uX3Rva2Vuc0IECgJfbkIHCgVfc2VlZCJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgDEhQKDHRvdGFsX3Rva2VucxgDIAEoAyJXCgZDaG9pY2USDQoFaW5kZXgYASABKAMSJwoHbWVzc2FnZRgCIAEoCzIWLm1lbW9yaS52MS5DaGF0TWVzc2FnZRIVCg1maW5pc2hfcmVhc29uGAMgASgJIoEBCg5DaGF0Q29tcGxldGlvbhIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgdjcmVhdGVkGAMgASgDEiIKB2Nob2ljZXMYBCADKAsyES5tZW1vcmkudjEuQ2hvaWNlEh8KBXVzYWdlGAUgASgLMhAubWVtb3JpLnYxLlVzYWdlIsMBCg9Db21wbGV0ZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIrCgthdHRyaWJ1dGlvbhgCIAEoCzIWLm1lbW9yaS52MS5BdHRyaWJ1dGlvbhISCgpyZXF1ZXN0X2lkGAMgASgJEjEKB3JlcXVlc3QYBCABKAsyIC5tZW1vcmkudjEuQ2hhdENvbXBsZXRpb25SZXF1ZXN0EigKBnJlY2FsbBgFIAEoCzIYLm1lbW9yaS52MS5SZWNhbGxPcHRpb25zIloKDVJlY2FsbE9wdGlvbnMSFAoHZW5hYmxlZBgBIAEoCEgAiAEBEhEKCXBhZ2Vfc2l6ZRgCIAEoBRIUCgx0b2tlbl9idWRnZXQYAyABKAVCCgoIX2VuYWJsZWQivwEKEENvbXBsZXRlUmVzcG9uc2USIwoHc2Vzc2lvbhgBIAEoCzISLm1lbW9yaS52MS5TZXNzaW9uEi0KCmNvbXBsZXRpb24YAiABKAsyGS5tZW1vcmkudjEuQ2hhdENvbXBsZXRpb24SFwoPY29tcGxldGlvbl9qc29uGAMgASgJEhAKCHJlcGxheWVkGAQgASgIEiwKEXJlY2FsbGVkX21lbW9yaWVzGAUgAygLMhEubWVtb3JpLnYxLk1lbW9yeSLJAQoVU3RyZWFtQ29tcGxldGVSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSKwoLYXR0cmlidXRpb24YAiABKAsyFi5tZW1vcmkudjEuQXR0cmlidXRpb24SEgoKcmVxdWVzdF9pZBgDIAEoCRIxCgdyZXF1ZXN0GAQgASgLMiAubWVtb3JpLnYxLkNoYXRDb21wbGV0aW9uUmVxdWVzdBIoCgZyZWNhbGwYBSABKAsyGC5tZW1vcmkudjEuUmVjYWxsT3B0aW9ucyJjCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgDEgoKAmlkGAIgASgJEgwKBHR5cGUYAyABKAkSKQoIZnVuY3Rpb24YBCABKAsyFy5tZW1vcmkudjEuRnVuY3Rpb25DYWxsIoEBChBDaGF0TWVzc2FnZURlbHRhEh0KBHJvbGUYASABKA4yDy5tZW1vcmkudjEuUm9sZRIUCgdjb250ZW50GAIgASgJSACIAQESLAoKdG9vbF9jYWxscxgDIAMoCzIYLm1lbW9yaS52MS5Ub29sQ2FsbERlbHRhQgoKCF9jb250ZW50Il8KC0NodW5rQ2hvaWNlEg0KBWluZGV4GAEgASgDEioKBWRlbHRhGAIgASgLMhsubWVtb3JpLnYxLkNoYXRNZXNzYWdlRGVsdGESFQoNZmluaXNoX3JlYXNvbhgDIAEoCSKLAQoTQ2hhdENvbXBsZXRpb25DaHVuaxIKCgJpZBgBIAEoCRINCgVtb2RlbBgCIAEoCRIPCgdjcmVhdGVkGAMgASgDEicKB2Nob2ljZXMYBCADKAsyFi5tZW1vcmkudjEuQ2h1bmtDaG9pY2USHwoFdXNhZ2UYBSABKAsyEC5tZW1vcmkudjEuVXNhZ2UiwAEKFlN0cmVhbUNvbXBsZXRlUmVzcG9uc2USIwoHc2Vzc2lvbhgBIAEoCzISLm1lbW9yaS52MS5TZXNzaW9uEi0KBWNodW5rGAIgASgLMh4ubWVtb3JpLnYxLkNoYXRDb21wbGV0aW9uQ2h1bmsSEgoKY2h1bmtfanNvbhgDIAEoCRIQCghyZXBsYXllZBgEIAEoCBIsChFyZWNhbGxlZF9tZW1vcmllcxgFIAMoCzIRLm1lbW9yaS52MS5NZW1vcnkyqwEKC0NoYXRTZXJ2aWNlEkMKCENvbXBsZXRlEhoubWVtb3JpLnYxLkNvbXBsZXRlUmVxdWVzdBobLm1lbW9yaS52MS5Db21wbGV0ZVJlc3BvbnNlElcKDlN0cmVhbUNvbXBsZXRlEiAubWVtb3JpLnYxLlN0cmVhbUNvbXBsZXRlUmVxdWVzdBohLm1lbW9yaS52MS5TdHJlYW1Db21wbGV0ZVJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_struct, file_memori_v1_common, file_memori_v1_memory, file_memori_v1_session]);
 
 /**
  * The chat completions request, as OpenAI's `POST /v1/chat/completions` body.
@@ -290,6 +292,13 @@ export type CompleteRequest = Message<"memori.v1.CompleteRequest"> & {
    * @generated from field: memori.v1.ChatCompletionRequest request = 4;
    */
   request?: ChatCompletionRequest | undefined;
+
+  /**
+   * Long-term memory for this call (opt-in): unset follows the server's `--recall-default`.
+   *
+   * @generated from field: memori.v1.RecallOptions recall = 5;
+   */
+  recall?: RecallOptions | undefined;
 };
 
 /**
@@ -298,6 +307,44 @@ export type CompleteRequest = Message<"memori.v1.CompleteRequest"> & {
  */
 export const CompleteRequestSchema: GenMessage<CompleteRequest> = /*@__PURE__*/
   messageDesc(file_memori_v1_chat, 4);
+
+/**
+ * Recall of long-term memory into a completion: the entity's *other* sessions are searched
+ * with the new user message, and the best matches are sent to the upstream as one system
+ * message (with their dates) after the request's system messages. That message is never
+ * stored in the session. Needs a server started with `--memory on`.
+ *
+ * @generated from message memori.v1.RecallOptions
+ */
+export type RecallOptions = Message<"memori.v1.RecallOptions"> & {
+  /**
+   * Recall for this call; unset follows the server's `--recall-default` (off unless set).
+   *
+   * @generated from field: optional bool enabled = 1;
+   */
+  enabled?: boolean | undefined;
+
+  /**
+   * Maximum number of memories to inject: 0 means the server's default (5), at most 100.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Cap on the injected memories' tokens: 0 means the server's default (700).
+   *
+   * @generated from field: int32 token_budget = 3;
+   */
+  tokenBudget: number;
+};
+
+/**
+ * Describes the message memori.v1.RecallOptions.
+ * Use `create(RecallOptionsSchema)` to create a new message.
+ */
+export const RecallOptionsSchema: GenMessage<RecallOptions> = /*@__PURE__*/
+  messageDesc(file_memori_v1_chat, 5);
 
 /**
  * Response of `Complete`.
@@ -333,6 +380,13 @@ export type CompleteResponse = Message<"memori.v1.CompleteResponse"> & {
    * @generated from field: bool replayed = 4;
    */
   replayed: boolean;
+
+  /**
+   * The memories recalled into this call (empty when recall was off or found nothing).
+   *
+   * @generated from field: repeated memori.v1.Memory recalled_memories = 5;
+   */
+  recalledMemories: Memory[];
 };
 
 /**
@@ -340,7 +394,7 @@ export type CompleteResponse = Message<"memori.v1.CompleteResponse"> & {
  * Use `create(CompleteResponseSchema)` to create a new message.
  */
 export const CompleteResponseSchema: GenMessage<CompleteResponse> = /*@__PURE__*/
-  messageDesc(file_memori_v1_chat, 5);
+  messageDesc(file_memori_v1_chat, 6);
 
 /**
  * Request of `StreamComplete`; the same fields as `CompleteRequest`.
@@ -378,6 +432,13 @@ export type StreamCompleteRequest = Message<"memori.v1.StreamCompleteRequest"> &
    * @generated from field: memori.v1.ChatCompletionRequest request = 4;
    */
   request?: ChatCompletionRequest | undefined;
+
+  /**
+   * Long-term memory for this call, as in `CompleteRequest`.
+   *
+   * @generated from field: memori.v1.RecallOptions recall = 5;
+   */
+  recall?: RecallOptions | undefined;
 };
 
 /**
@@ -385,7 +446,7 @@ export type StreamCompleteRequest = Message<"memori.v1.StreamCompleteRequest"> &
  * Use `create(StreamCompleteRequestSchema)` to create a new message.
  */
 export const StreamCompleteRequestSchema: GenMessage<StreamCompleteRequest> = /*@__PURE__*/
-  messageDesc(file_memori_v1_chat, 6);
+  messageDesc(file_memori_v1_chat, 7);
 
 /**
  * A tool call fragment of a streamed message.
@@ -427,7 +488,7 @@ export type ToolCallDelta = Message<"memori.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_memori_v1_chat, 7);
+  messageDesc(file_memori_v1_chat, 8);
 
 /**
  * The change a chunk makes to one choice's message.
@@ -462,7 +523,7 @@ export type ChatMessageDelta = Message<"memori.v1.ChatMessageDelta"> & {
  * Use `create(ChatMessageDeltaSchema)` to create a new message.
  */
 export const ChatMessageDeltaSchema: GenMessage<ChatMessageDelta> = /*@__PURE__*/
-  messageDesc(file_memori_v1_chat, 8);
+  messageDesc(file_memori_v1_chat, 9);
 
 /**
  * One choice of a streamed chunk.
@@ -497,7 +558,7 @@ export type ChunkChoice = Message<"memori.v1.ChunkChoice"> & {
  * Use `create(ChunkChoiceSchema)` to create a new message.
  */
 export const ChunkChoiceSchema: GenMessage<ChunkChoice> = /*@__PURE__*/
-  messageDesc(file_memori_v1_chat, 9);
+  messageDesc(file_memori_v1_chat, 10);
 
 /**
  * The essentials of an OpenAI `ChatCompletionChunk`, typed for every language.
@@ -546,7 +607,7 @@ export type ChatCompletionChunk = Message<"memori.v1.ChatCompletionChunk"> & {
  * Use `create(ChatCompletionChunkSchema)` to create a new message.
  */
 export const ChatCompletionChunkSchema: GenMessage<ChatCompletionChunk> = /*@__PURE__*/
-  messageDesc(file_memori_v1_chat, 10);
+  messageDesc(file_memori_v1_chat, 11);
 
 /**
  * One message of the `StreamComplete` response stream.
@@ -582,6 +643,13 @@ export type StreamCompleteResponse = Message<"memori.v1.StreamCompleteResponse">
    * @generated from field: bool replayed = 4;
    */
   replayed: boolean;
+
+  /**
+   * First message only: the memories recalled into this call.
+   *
+   * @generated from field: repeated memori.v1.Memory recalled_memories = 5;
+   */
+  recalledMemories: Memory[];
 };
 
 /**
@@ -589,7 +657,7 @@ export type StreamCompleteResponse = Message<"memori.v1.StreamCompleteResponse">
  * Use `create(StreamCompleteResponseSchema)` to create a new message.
  */
 export const StreamCompleteResponseSchema: GenMessage<StreamCompleteResponse> = /*@__PURE__*/
-  messageDesc(file_memori_v1_chat, 11);
+  messageDesc(file_memori_v1_chat, 12);
 
 /**
  * ChatService is an OpenAI-compatible chat completions proxy with memory: each call is sent

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file memori/v1/entity.proto.
  */
 export const file_memori_v1_entity: GenFile = /*@__PURE__*/
-  fileDesc("ChZtZW1vcmkvdjEvZW50aXR5LnByb3RvEgltZW1vcmkudjEiIQoMRXJhc2VSZXF1ZXN0EhEKCWVudGl0eV9pZBgBIAEoCSJsCg1FcmFzZVJlc3BvbnNlEh0KFWRlbGV0ZWRfc2Vzc2lvbl9jb3VudBgBIAEoAxIdChVkZWxldGVkX21lc3NhZ2VfY291bnQYAiABKAMSHQoVZGVsZXRlZF9yZXF1ZXN0X2NvdW50GAMgASgDIiIKDUV4cG9ydFJlcXVlc3QSEQoJZW50aXR5X2lkGAEgASgJIlsKDkV4cG9ydFJlc3BvbnNlEiMKB3Nlc3Npb24YASABKAsyEi5tZW1vcmkudjEuU2Vzc2lvbhIkCghtZXNzYWdlcxgCIAMoCzISLm1lbW9yaS52MS5NZXNzYWdlMowBCg1FbnRpdHlTZXJ2aWNlEjoKBUVyYXNlEhcubWVtb3JpLnYxLkVyYXNlUmVxdWVzdBoYLm1lbW9yaS52MS5FcmFzZVJlc3BvbnNlEj8KBkV4cG9ydBIYLm1lbW9yaS52MS5FeHBvcnRSZXF1ZXN0GhkubWVtb3JpLnYxLkV4cG9ydFJlc3BvbnNlMAFiBnByb3RvMw", [file_memori_v1_session]);
+  fileDesc("ChZtZW1vcmkvdjEvZW50aXR5LnByb3RvEgltZW1vcmkudjEiIQoMRXJhc2VSZXF1ZXN0EhEKCWVudGl0eV9pZBgBIAEoCSKKAQoNRXJhc2VSZXNwb25zZRIdChVkZWxldGVkX3Nlc3Npb25fY291bnQYASABKAMSHQoVZGVsZXRlZF9tZXNzYWdlX2NvdW50GAIgASgDEh0KFWRlbGV0ZWRfcmVxdWVzdF9jb3VudBgDIAEoAxIcChRkZWxldGVkX21lbW9yeV9jb3VudBgEIAEoAyIiCg1FeHBvcnRSZXF1ZXN0EhEKCWVudGl0eV9pZBgBIAEoCSJbCg5FeHBvcnRSZXNwb25zZRIjCgdzZXNzaW9uGAEgASgLMhIubWVtb3JpLnYxLlNlc3Npb24SJAoIbWVzc2FnZXMYAiADKAsyEi5tZW1vcmkudjEuTWVzc2FnZTKMAQoNRW50aXR5U2VydmljZRI6CgVFcmFzZRIXLm1lbW9yaS52MS5FcmFzZVJlcXVlc3QaGC5tZW1vcmkudjEuRXJhc2VSZXNwb25zZRI/CgZFeHBvcnQSGC5tZW1vcmkudjEuRXhwb3J0UmVxdWVzdBoZLm1lbW9yaS52MS5FeHBvcnRSZXNwb25zZTABYgZwcm90bzM", [file_memori_v1_session]);
 
 /**
  * Request of `Erase`.
@@ -61,6 +61,13 @@ export type EraseResponse = Message<"memori.v1.EraseResponse"> & {
    * @generated from field: int64 deleted_request_count = 3;
    */
   deletedRequestCount: bigint;
+
+  /**
+   * Long-term memory index entries deleted with them.
+   *
+   * @generated from field: int64 deleted_memory_count = 4;
+   */
+  deletedMemoryCount: bigint;
 };
 
 /**

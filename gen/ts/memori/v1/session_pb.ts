@@ -14,7 +14,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file memori/v1/session.proto.
  */
 export const file_memori_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("ChdtZW1vcmkvdjEvc2Vzc2lvbi5wcm90bxIJbWVtb3JpLnYxIrsBCgdTZXNzaW9uEgoKAmlkGAEgASgJEisKC2F0dHJpYnV0aW9uGAIgASgLMhYubWVtb3JpLnYxLkF0dHJpYnV0aW9uEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbWVzc2FnZV9jb3VudBgFIAEoAyKKAQoHTWVzc2FnZRIQCghzZXF1ZW5jZRgBIAEoAxInCgdtZXNzYWdlGAIgASgLMhYubWVtb3JpLnYxLkNoYXRNZXNzYWdlEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgt0b2tlbl9jb3VudBgEIAEoBSI7CgxSZXNldFJlcXVlc3QSKwoLYXR0cmlidXRpb24YASABKAsyFi5tZW1vcmkudjEuQXR0cmlidXRpb24iNAoNUmVzZXRSZXNwb25zZRIjCgdzZXNzaW9uGAEgASgLMhIubWVtb3JpLnYxLlNlc3Npb24iTQoKU2V0UmVxdWVzdBIrCgthdHRyaWJ1dGlvbhgBIAEoCzIWLm1lbW9yaS52MS5BdHRyaWJ1dGlvbhISCgpzZXNzaW9uX2lkGAIgASgJIkMKC1NldFJlc3BvbnNlEiMKB3Nlc3Npb24YASABKAsyEi5tZW1vcmkudjEuU2Vzc2lvbhIPCgdjcmVhdGVkGAIgASgIIk0KCkdldFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIrCgthdHRyaWJ1dGlvbhgCIAEoCzIWLm1lbW9yaS52MS5BdHRyaWJ1dGlvbiIyCgtHZXRSZXNwb25zZRIjCgdzZXNzaW9uGAEgASgLMhIubWVtb3JpLnYxLlNlc3Npb24iyAEKC0xpc3RSZXF1ZXN0EisKC2F0dHJpYnV0aW9uGAEgASgLMhYubWVtb3JpLnYxLkF0dHJpYnV0aW9uEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEjMKD21pbl91cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoNYWN0aXZlX3dpdGhpbhgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJNCgxMaXN0UmVzcG9uc2USJAoIc2Vzc2lvbnMYASADKAsyEi5tZW1vcmkudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUAoNRGVsZXRlUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEisKC2F0dHJpYnV0aW9uGAIgASgLMhYubWVtb3JpLnYxLkF0dHJpYnV0aW9uIi8KDkRlbGV0ZVJlc3BvbnNlEh0KFWRlbGV0ZWRfbWVzc2FnZV9jb3VudBgBIAEoAyJ9ChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSKwoLYXR0cmlidXRpb24YAiABKAsyFi5tZW1vcmkudjEuQXR0cmlidXRpb24SEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiVQoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USJAoIbWVzc2FnZXMYASADKAsyEi5tZW1vcmkudjEuTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkygQMKDlNlc3Npb25TZXJ2aWNlEjoKBVJlc2V0EhcubWVtb3JpLnYxLlJlc2V0UmVxdWVzdBoYLm1lbW9yaS52MS5SZXNldFJlc3BvbnNlEjQKA1NldBIVLm1lbW9yaS52MS5TZXRSZXF1ZXN0GhYubWVtb3JpLnYxLlNldFJlc3BvbnNlEjQKA0dldBIVLm1lbW9yaS52MS5HZXRSZXF1ZXN0GhYubWVtb3JpLnYxLkdldFJlc3BvbnNlEjcKBExpc3QSFi5tZW1vcmkudjEuTGlzdFJlcXVlc3QaFy5tZW1vcmkudjEuTGlzdFJlc3BvbnNlEj0KBkRlbGV0ZRIYLm1lbW9yaS52MS5EZWxldGVSZXF1ZXN0GhkubWVtb3JpLnYxLkRlbGV0ZVJlc3BvbnNlEk8KDExpc3RNZXNzYWdlcxIeLm1lbW9yaS52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0Gh8ubWVtb3JpLnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_memori_v1_common]);
+  fileDesc("ChdtZW1vcmkvdjEvc2Vzc2lvbi5wcm90bxIJbWVtb3JpLnYxIrsBCgdTZXNzaW9uEgoKAmlkGAEgASgJEisKC2F0dHJpYnV0aW9uGAIgASgLMhYubWVtb3JpLnYxLkF0dHJpYnV0aW9uEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbWVzc2FnZV9jb3VudBgFIAEoAyKKAQoHTWVzc2FnZRIQCghzZXF1ZW5jZRgBIAEoAxInCgdtZXNzYWdlGAIgASgLMhYubWVtb3JpLnYxLkNoYXRNZXNzYWdlEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgt0b2tlbl9jb3VudBgEIAEoBSI7CgxSZXNldFJlcXVlc3QSKwoLYXR0cmlidXRpb24YASABKAsyFi5tZW1vcmkudjEuQXR0cmlidXRpb24iNAoNUmVzZXRSZXNwb25zZRIjCgdzZXNzaW9uGAEgASgLMhIubWVtb3JpLnYxLlNlc3Npb24iTQoKU2V0UmVxdWVzdBIrCgthdHRyaWJ1dGlvbhgBIAEoCzIWLm1lbW9yaS52MS5BdHRyaWJ1dGlvbhISCgpzZXNzaW9uX2lkGAIgASgJIkMKC1NldFJlc3BvbnNlEiMKB3Nlc3Npb24YASABKAsyEi5tZW1vcmkudjEuU2Vzc2lvbhIPCgdjcmVhdGVkGAIgASgIIk0KCkdldFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIrCgthdHRyaWJ1dGlvbhgCIAEoCzIWLm1lbW9yaS52MS5BdHRyaWJ1dGlvbiIyCgtHZXRSZXNwb25zZRIjCgdzZXNzaW9uGAEgASgLMhIubWVtb3JpLnYxLlNlc3Npb24iyAEKC0xpc3RSZXF1ZXN0EisKC2F0dHJpYnV0aW9uGAEgASgLMhYubWVtb3JpLnYxLkF0dHJpYnV0aW9uEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEjMKD21pbl91cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoNYWN0aXZlX3dpdGhpbhgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJNCgxMaXN0UmVzcG9uc2USJAoIc2Vzc2lvbnMYASADKAsyEi5tZW1vcmkudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUAoNRGVsZXRlUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEisKC2F0dHJpYnV0aW9uGAIgASgLMhYubWVtb3JpLnYxLkF0dHJpYnV0aW9uIi8KDkRlbGV0ZVJlc3BvbnNlEh0KFWRlbGV0ZWRfbWVzc2FnZV9jb3VudBgBIAEoAyJ9ChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSKwoLYXR0cmlidXRpb24YAiABKAsyFi5tZW1vcmkudjEuQXR0cmlidXRpb24SEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiVQoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USJAoIbWVzc2FnZXMYASADKAsyEi5tZW1vcmkudjEuTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkixwEKFUFwcGVuZE1lc3NhZ2VzUmVxdWVzdBIrCgthdHRyaWJ1dGlvbhgBIAEoCzIWLm1lbW9yaS52MS5BdHRyaWJ1dGlvbhISCgpzZXNzaW9uX2lkGAIgASgJEigKCG1lc3NhZ2VzGAMgAygLMhYubWVtb3JpLnYxLkNoYXRNZXNzYWdlEhIKCnJlcXVlc3RfaWQYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKFkFwcGVuZE1lc3NhZ2VzUmVzcG9uc2USIwoHc2Vzc2lvbhgBIAEoCzISLm1lbW9yaS52MS5TZXNzaW9uEhEKCXNlcXVlbmNlcxgCIAMoAxIQCghyZXBsYXllZBgDIAEoCDLYAwoOU2Vzc2lvblNlcnZpY2USOgoFUmVzZXQSFy5tZW1vcmkudjEuUmVzZXRSZXF1ZXN0GhgubWVtb3JpLnYxLlJlc2V0UmVzcG9uc2USNAoDU2V0EhUubWVtb3JpLnYxLlNldFJlcXVlc3QaFi5tZW1vcmkudjEuU2V0UmVzcG9uc2USNAoDR2V0EhUubWVtb3JpLnYxLkdldFJlcXVlc3QaFi5tZW1vcmkudjEuR2V0UmVzcG9uc2USNwoETGlzdBIWLm1lbW9yaS52MS5MaXN0UmVxdWVzdBoXLm1lbW9yaS52MS5MaXN0UmVzcG9uc2USPQoGRGVsZXRlEhgubWVtb3JpLnYxLkRlbGV0ZVJlcXVlc3QaGS5tZW1vcmkudjEuRGVsZXRlUmVzcG9uc2USTwoMTGlzdE1lc3NhZ2VzEh4ubWVtb3JpLnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHy5tZW1vcmkudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USVQoOQXBwZW5kTWVzc2FnZXMSIC5tZW1vcmkudjEuQXBwZW5kTWVzc2FnZXNSZXF1ZXN0GiEubWVtb3JpLnYxLkFwcGVuZE1lc3NhZ2VzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_memori_v1_common]);
 
 /**
  * A conversation whose turns the service remembers.
@@ -456,6 +456,95 @@ export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@_
   messageDesc(file_memori_v1_session, 13);
 
 /**
+ * Request of `AppendMessages`.
+ *
+ * @generated from message memori.v1.AppendMessagesRequest
+ */
+export type AppendMessagesRequest = Message$1<"memori.v1.AppendMessagesRequest"> & {
+  /**
+   * Who the messages belong to. Required.
+   *
+   * @generated from field: memori.v1.Attribution attribution = 1;
+   */
+  attribution?: Attribution | undefined;
+
+  /**
+   * The session to append to (a UUID v4, created on first use). When empty, the
+   * attribution's current session is used, or a new one is started.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * The messages to store, in order. Required: at least one. System and developer messages
+   * are stored like the others.
+   *
+   * @generated from field: repeated memori.v1.ChatMessage messages = 3;
+   */
+  messages: ChatMessage[];
+
+  /**
+   * Optional idempotency key (at most 128 characters). A retry with the same key and the same
+   * request returns the first call's result and stores nothing again; the same key with a
+   * different request is FAILED_PRECONDITION.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+
+  /**
+   * When the messages were originally written (an import keeps its dates); default now.
+   * Must not be in the future.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message memori.v1.AppendMessagesRequest.
+ * Use `create(AppendMessagesRequestSchema)` to create a new message.
+ */
+export const AppendMessagesRequestSchema: GenMessage<AppendMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_memori_v1_session, 14);
+
+/**
+ * Response of `AppendMessages`.
+ *
+ * @generated from message memori.v1.AppendMessagesResponse
+ */
+export type AppendMessagesResponse = Message$1<"memori.v1.AppendMessagesResponse"> & {
+  /**
+   * The session the messages were stored in; now the attribution's current session.
+   *
+   * @generated from field: memori.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+
+  /**
+   * The sequence number given to each stored message, in request order.
+   *
+   * @generated from field: repeated int64 sequences = 2;
+   */
+  sequences: bigint[];
+
+  /**
+   * True when this is the stored result of an earlier call with the same `request_id`.
+   *
+   * @generated from field: bool replayed = 3;
+   */
+  replayed: boolean;
+};
+
+/**
+ * Describes the message memori.v1.AppendMessagesResponse.
+ * Use `create(AppendMessagesResponseSchema)` to create a new message.
+ */
+export const AppendMessagesResponseSchema: GenMessage<AppendMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_memori_v1_session, 15);
+
+/**
  * SessionService manages conversations ("sessions"): the unit of memory that chat completions
  * read from and append to. It mirrors the Memori SDK's session API (`reset_session`,
  * `set_session`, `session.id`) and adds what a service needs: listing, deleting and reading
@@ -530,6 +619,21 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof ListMessagesRequestSchema;
     output: typeof ListMessagesResponseSchema;
+  },
+  /**
+   * Stores messages without a completion: imports from other systems, turns an app ran
+   * elsewhere, backfills. Session semantics are those of `ChatService.Complete`: the given
+   * session (created when unknown), else the attribution's current session when active
+   * within the idle window, else a new one; it becomes the attribution's current session.
+   * All messages are stored in one transaction with the next sequence numbers, or none are.
+   * Validation and limits are those of a completion's messages.
+   *
+   * @generated from rpc memori.v1.SessionService.AppendMessages
+   */
+  appendMessages: {
+    methodKind: "unary";
+    input: typeof AppendMessagesRequestSchema;
+    output: typeof AppendMessagesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_memori_v1_session, 0);
