@@ -578,16 +578,20 @@ def append_ops(
     turn: list[NewMessage],
     now: datetime,
     claim: tuple[str, str] | None = None,
+    *,
+    message_time: datetime | None = None,
 ) -> list[Op]:
     """Append `turn` to the session of `key` (owner parameters): the counter, then the
     messages numbered from it. A missing session (or another attribution's), or with `claim`
     (request id, owner token) a claim this call no longer holds, makes the message insert
-    violate NOT NULL, so nothing is stored."""
+    violate NOT NULL, so nothing is stored. The messages' create_time is `message_time`
+    when given (an import keeps its dates), else `now`."""
     appended = Op(statements.count_appended, {**key, "appended": len(turn), "now": now}, Fetch.ONE)
     if not turn:
         return [appended]
+    stamp = now if message_time is None else message_time
     if claim is None:
-        return [appended, Op(statements.insert_message, message_rows(key, turn, now))]
+        return [appended, Op(statements.insert_message, message_rows(key, turn, stamp))]
     request_id, owner_token = claim
     claimed = {**key, "request_id": request_id, "claim_owner": owner_token}
-    return [appended, Op(statements.insert_claimed_message, message_rows(claimed, turn, now))]
+    return [appended, Op(statements.insert_claimed_message, message_rows(claimed, turn, stamp))]
