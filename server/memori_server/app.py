@@ -28,6 +28,7 @@ from memori_server.housekeeping import Housekeeping
 from memori_server.metrics import MetricsEndpoint, MetricsInterceptor
 from memori_server.reflection import enable_reflection
 from memori_server.registration import add_service
+from memori_server.services.append import Appender
 from memori_server.services.chat_service import ChatService
 from memori_server.services.entity_service import EntityService
 from memori_server.services.session_service import SessionService
@@ -169,15 +170,18 @@ class MemoriServer:
         assert self._database is not None
         self._upstream = Upstream(settings)
         requests = IdempotencyStore(self._database, utc_now)
+        turns = TurnStore(self._database, cache=self._history_cache)
         self._chat = ChatService(
-            TurnStore(self._database, cache=self._history_cache),
+            turns,
             store,
             requests,
             self._upstream,
             settings,
         )
         servicers = (
-            SessionService(store, settings.session_idle_timeout),
+            SessionService(
+                store, settings.session_idle_timeout, Appender(turns, store, requests, settings)
+            ),
             self._chat,
             EntityService(EntityStore(self._database, cache=self._history_cache)),
         )

@@ -60,11 +60,16 @@ class TenantLimits:
         per_second: float,
         burst: int,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        what: str = "completions",
     ) -> None:
+        """`what` the limits count, as refusals name it (AppendMessages has limits of its
+        own, by the same settings: "appends")."""
         self._max_concurrent = max_concurrent
         self._per_second = per_second
         self._burst = float(burst)
         self._clock = clock
+        self._what = what
         self._tenants: dict[str, _TenantState] = {}
 
     def _state(self, tenant_id: str) -> _TenantState:
@@ -85,26 +90,27 @@ class TenantLimits:
             wait = max((1.0 - state.tokens) / self._per_second, MIN_RETRY_SECONDS)
             raise TenantLimited(
                 "TENANT_RATE_LIMITED",
-                f"tenant {tenant_id!r} starts more than {self._per_second:g} completions per "
+                f"tenant {tenant_id!r} starts more than {self._per_second:g} {self._what} per "
                 f"second (burst {self._burst:g}, --tenant-completions-per-second); "
                 f"retry in {wait:.2f} s",
                 wait,
-                f"{self._per_second:g} completions per second",
+                f"{self._per_second:g} {self._what} per second",
             )
         state.tokens -= 1.0
 
     @contextmanager
     def completion(self, tenant_id: str) -> Iterator[None]:
-        """Hold one of the tenant's completion slots for the block; TenantLimited if none."""
+        """Hold one of the tenant's slots (a completion's, or an append's) for the block;
+        TenantLimited if none."""
         state = self._state(tenant_id)
         if self._max_concurrent and state.running >= self._max_concurrent:
             raise TenantLimited(
                 "TENANT_CONCURRENCY_LIMITED",
-                f"tenant {tenant_id!r} already runs {state.running} completions, the most "
+                f"tenant {tenant_id!r} already runs {state.running} {self._what}, the most "
                 "this server allows at once (--tenant-max-concurrent-completions); retry when "
                 "one has finished",
                 CONCURRENCY_RETRY_SECONDS,
-                f"{self._max_concurrent} concurrent completions",
+                f"{self._max_concurrent} concurrent {self._what}",
             )
         self._take_token(tenant_id, state)
         state.running += 1

@@ -12,6 +12,10 @@ from memori_server.errors import InvalidArgument
 
 MAX_ATTRIBUTION_ID_CHARS = 100  # the Memori SDK's own limit on entity and process ids
 MAX_PAGE_SIZE = 1000
+MAX_REQUEST_ID_CHARS = 128
+# A client's clock may run this far ahead of the server's before its "now" is the future.
+CLOCK_SKEW = timedelta(seconds=60)
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 _UUID4 = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
 )
@@ -100,3 +104,37 @@ def update_time_floor(
             elif window < now - datetime.min.replace(tzinfo=UTC):
                 floors.append(now - window)  # a longer window admits everything
     return max(floors) if floors else None
+
+
+def request_id(value: str, field: str, violations: Violations) -> str | None:
+    """An optional idempotency key: at most 128 printable characters without spaces."""
+    if not value:
+        return None
+    if len(value) > MAX_REQUEST_ID_CHARS:
+        violations.add(field, f"at most {MAX_REQUEST_ID_CHARS} characters")
+    elif any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+        violations.add(field, "must not contain spaces or control characters")
+    return value
+
+
+def past_time(
+    stamp: timestamp_pb2.Timestamp, field: str, now: datetime, violations: Violations
+) -> datetime | None:
+    """A valid timestamp from 1970 up to `now`; one up to a minute ahead (clock skew) is
+    taken as `now`."""
+    try:
+        value = stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as error:
+        violations.add(field, f"not a valid timestamp: {error}")
+        return None
+    if value > now + CLOCK_SKEW:
+        violations.add(
+            field,
+            f"{value.isoformat()} is in the future (the server's time is {now.isoformat()}); "
+            "give when the messages were written, or leave it unset for now",
+        )
+        return None
+    if value < EARLIEST_TIME:
+        violations.add(field, f"{value.isoformat()} is before 1970-01-01T00:00:00Z")
+        return None
+    return min(value, now)  # within the skew: now

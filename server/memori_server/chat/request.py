@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memori_proto.v1 import chat_pb2
+from memori_proto.v1 import chat_pb2, common_pb2
 
 from memori_server.chat.content_urls import urls_in
 from memori_server.chat.messages import OpenAIMessage, from_pb, struct_dicts
@@ -82,6 +83,40 @@ def _extra(text: str, allowed: frozenset[str], violations: Violations) -> dict[s
     return extra
 
 
+_NEW_ONLY = "the session keeps the history: send only the new messages"
+
+
+def parse_messages(
+    messages: Sequence[common_pb2.ChatMessage],
+    limits: RequestLimits,
+    field: str,
+    violations: Violations,
+    too_many_hint: str,
+) -> tuple[list[OpenAIMessage], list[tuple[str, str]]]:
+    """Messages to store in a session, in OpenAI's shape, and (field, URL) of every URL in
+    their content parts (for the URL policy); problems are added to `violations` under
+    `field`. More than the limit are not looked at one by one."""
+    if not messages:
+        violations.add(field, "required: at least one message")
+    if len(messages) > limits.max_messages:
+        violations.add(
+            field,
+            f"{len(messages)} messages; at most {limits.max_messages} per request "
+            f"({too_many_hint})",
+        )
+        return [], []
+    parsed = [
+        from_pb(message, f"{field}[{index}]", violations) for index, message in enumerate(messages)
+    ]
+    content_urls = [
+        found
+        for index, message in enumerate(parsed)
+        if isinstance(message.get("content"), list)
+        for found in urls_in(message["content"], f"{field}[{index}].content_parts")
+    ]
+    return parsed, content_urls
+
+
 def parse(
     request: chat_pb2.ChatCompletionRequest, limits: RequestLimits, violations: Violations
 ) -> ChatRequest:
@@ -90,25 +125,11 @@ def parse(
         violations.add("request.model", "required: the upstream model, e.g. 'gpt-4o-mini'")
     elif len(request.model) > MAX_MODEL_CHARS:
         violations.add("request.model", f"at most {MAX_MODEL_CHARS} characters")
-    if not request.messages:
-        violations.add("request.messages", "required: at least one message")
+    messages, content_urls = parse_messages(
+        request.messages, limits, "request.messages", violations, _NEW_ONLY
+    )
     if len(request.messages) > limits.max_messages:
-        violations.add(
-            "request.messages",
-            f"{len(request.messages)} messages; at most {limits.max_messages} per request "
-            "(the session keeps the history: send only the new messages)",
-        )
         return ChatRequest(model=request.model, messages=[], parameters={}, content_urls=[])
-    messages = [
-        from_pb(message, f"request.messages[{index}]", violations)
-        for index, message in enumerate(request.messages)
-    ]
-    content_urls = [
-        found
-        for index, message in enumerate(messages)
-        if isinstance(message.get("content"), list)
-        for found in urls_in(message["content"], f"request.messages[{index}].content_parts")
-    ]
     parameters: dict[str, Any] = {"model": request.model}
     for name in OPTIONAL_SCALARS:
         if request.HasField(name):  # type: ignore[arg-type]  # names of optional fields

@@ -1,4 +1,5 @@
-"""memori.v1.SessionService: validation, then one SessionStore call per RPC."""
+"""memori.v1.SessionService: validation, then one SessionStore call per RPC; AppendMessages,
+a write like a completion's, is `services.append`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from memori_proto.v1 import common_pb2, session_pb2, session_pb2_grpc
 from memori_server import page_tokens, validation
 from memori_server.domain import Attribution
 from memori_server.rpc_errors import Context
+from memori_server.services.append import Appender
 from memori_server.services.convert import message_pages, session_pb
 from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.session_store import SessionCursor, SessionStore
@@ -43,9 +45,10 @@ def _optional_attribution(
 
 
 class SessionService(session_pb2_grpc.SessionServiceServicer):
-    def __init__(self, store: SessionStore, idle_seconds: float) -> None:
+    def __init__(self, store: SessionStore, idle_seconds: float, appender: Appender) -> None:
         self._store = store
         self._idle_seconds = idle_seconds
+        self._appender = appender
 
     async def Reset(  # noqa: N802 (gRPC method names)
         self, request: session_pb2.ResetRequest, rpc: Context
@@ -182,3 +185,8 @@ class SessionService(session_pb2_grpc.SessionServiceServicer):
                 "messages", request_fingerprint, {"s": page[-1].sequence}
             )
         return session_pb2.ListMessagesResponse(messages=page, next_page_token=next_token)
+
+    async def AppendMessages(  # noqa: N802
+        self, request: session_pb2.AppendMessagesRequest, rpc: Context
+    ) -> session_pb2.AppendMessagesResponse:
+        return await self._appender.append(request, rpc)

@@ -17,7 +17,9 @@ a retry's claim nor store a second turn.
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import itertools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +50,8 @@ class Claim:
 
 
 PURGE_BATCH = 1000
+# A retry that finds its request in flight looks again after these pauses (seconds).
+IN_FLIGHT_POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 class IdempotencyStore:
@@ -90,6 +94,18 @@ class IdempotencyStore:
             return Claim(ClaimState.IN_FLIGHT)
 
         return await self._db.run(Work(unit, writes=True))
+
+    async def settled_claim(
+        self, tenant_id: str, request_id: str, kind: str, fingerprint: str, lease_seconds: float
+    ) -> Claim:
+        """`claim`, waiting while an earlier call with the id is in flight: CLAIMED or DONE
+        (the caller's deadline, or the earlier call's lease running out, ends the wait)."""
+        for attempt in itertools.count():
+            claim = await self.claim(tenant_id, request_id, kind, fingerprint, lease_seconds)
+            if claim.state is not ClaimState.IN_FLIGHT:
+                return claim
+            await asyncio.sleep(IN_FLIGHT_POLL[min(attempt, len(IN_FLIGHT_POLL) - 1)])
+        raise AssertionError("unreachable: itertools.count() does not end")
 
     async def release(self, tenant_id: str, request_id: str, owner: str) -> None:
         """Forget this call's pending claim (the call failed), so a retry runs it again;

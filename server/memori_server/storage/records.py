@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -108,6 +109,9 @@ class Completion:
     response: str | None
     """The result to replay; None when it was too large to keep."""
     ttl_seconds: float
+    derive: Callable[[SessionRecord], str] | None = None
+    """When the result depends on where the turn landed (an append's sequence numbers): made
+    from the session after the turn, in the same transaction, instead of `response`."""
 
     def expire_time(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.ttl_seconds)

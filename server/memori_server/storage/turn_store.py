@@ -9,6 +9,7 @@ the pointer and marks the request id done.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -256,9 +257,12 @@ class TurnStore(Store):
         idle_seconds: float,
         completion: Completion | None,
         heavy: bool = False,
+        message_time: datetime | None = None,
     ) -> SessionRecord:
         """One transaction: the session (if new), the turn's messages, the current-session
-        pointer and the request id's stored result; returns the session after the turn."""
+        pointer and the request id's stored result; returns the session after the turn.
+        The messages' create_time is `message_time` when given (an import keeps its
+        dates), else now, as the session's update time is."""
         now = self._clock()
         messages = list(turn)
 
@@ -283,35 +287,46 @@ class TurnStore(Store):
                 )
             counted_at = len(writes)
             claim = (completion.request_id, completion.owner) if completion else None
-            writes += sql.append_ops(self._sql, key, messages, now, claim)
+            writes += sql.append_ops(
+                self._sql, key, messages, now, claim, message_time=message_time
+            )
             if not (loaded.is_current and target == loaded.session_id):
                 writes.append(Op(self._sql.point_current, key))
-            if completion is not None:
-                writes.append(
-                    Op(
-                        self._sql.mark_done,
-                        {
-                            "tenant_id": tenant_id,
-                            "request_id": completion.request_id,
-                            "claim_owner": completion.owner,
-                            "session_id": target,
-                            "response": completion.response,
-                            "expire_time": completion.expire_time(now),
-                        },
-                    )
-                )
+            derive = completion.derive if completion is not None else None
+            if completion is not None and derive is None:
+                writes.append(self._mark_done(tenant_id, target, completion, now))
             try:
-                results = yield ops(*writes, commit=True)
+                results = yield ops(*writes, commit=derive is None)
             except ConstraintViolation:
                 # Nothing was stored: find out why, and say so.
                 yield from self._refusal(tenant_id, attribution, target, loaded, completion)
                 raise AssertionError("unreachable: _refusal raises") from None
-            return sql.session_record(results[counted_at])
+            record = sql.session_record(results[counted_at])
+            if completion is not None and derive is not None:
+                # The result names where the turn landed: known now, in the same transaction.
+                done = dataclasses.replace(completion, response=derive(record))
+                yield ops(self._mark_done(tenant_id, target, done, now), commit=True)
+            return record
 
         record = await self._db.run(Work(unit, writes=True, heavy=heavy))
         if self._cache is not None:
             self._extend(tenant_id, attribution, loaded, record, messages, heavy=heavy)
         return record
+
+    def _mark_done(
+        self, tenant_id: str, session_id: str, completion: Completion, now: datetime
+    ) -> Op:
+        return Op(
+            self._sql.mark_done,
+            {
+                "tenant_id": tenant_id,
+                "request_id": completion.request_id,
+                "claim_owner": completion.owner,
+                "session_id": session_id,
+                "response": completion.response,
+                "expire_time": completion.expire_time(now),
+            },
+        )
 
     def _extend(
         self,
