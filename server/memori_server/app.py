@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]  # grpc-stubs lacks aio
-from memori_proto.v1 import chat_pb2, entity_pb2, session_pb2
+from memori_proto.v1 import chat_pb2, entity_pb2, memory_pb2, session_pb2
 
 from memori_server.auth import (
     ApiKeyInterceptor,
@@ -25,12 +25,14 @@ from memori_server.chat.upstream import Upstream
 from memori_server.config import Settings, parse_listen
 from memori_server.health import DatabaseHealth
 from memori_server.housekeeping import Housekeeping
+from memori_server.memory.runtime import MemoryRuntime
 from memori_server.metrics import MetricsEndpoint, MetricsInterceptor
 from memori_server.reflection import enable_reflection
 from memori_server.registration import add_service
 from memori_server.services.append import Appender
 from memori_server.services.chat_service import ChatService
 from memori_server.services.entity_service import EntityService
+from memori_server.services.memory_service import MemoryService
 from memori_server.services.session_service import SessionService
 from memori_server.storage.database import Database
 from memori_server.storage.engine import mask
@@ -49,6 +51,7 @@ SERVICES = (
     session_pb2.DESCRIPTOR.services_by_name["SessionService"],
     chat_pb2.DESCRIPTOR.services_by_name["ChatService"],
     entity_pb2.DESCRIPTOR.services_by_name["EntityService"],
+    memory_pb2.DESCRIPTOR.services_by_name["MemoryService"],
 )
 SERVICE_NAMES = (
     *(service.full_name for service in SERVICES),
@@ -133,6 +136,7 @@ class MemoriServer:
         self._housekeeping: Housekeeping | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._auth: ApiKeyInterceptor | None = None
+        self.memory: MemoryRuntime | None = None
 
     async def _open_storage(self) -> SessionStore:
         settings = self.settings
@@ -171,12 +175,16 @@ class MemoriServer:
         self._upstream = Upstream(settings)
         requests = IdempotencyStore(self._database, utc_now)
         turns = TurnStore(self._database, cache=self._history_cache)
+        if settings.memory:
+            self.memory = await MemoryRuntime.open(self._database, settings)
+            turns.on_stored = self.memory.indexer.poke
         self._chat = ChatService(
             turns,
             store,
             requests,
             self._upstream,
             settings,
+            recall=self.memory.recall if self.memory else None,
         )
         servicers = (
             SessionService(
@@ -184,6 +192,10 @@ class MemoriServer:
             ),
             self._chat,
             EntityService(EntityStore(self._database, cache=self._history_cache)),
+            MemoryService(
+                self.memory.search if self.memory else None,
+                self.memory.store if self.memory else None,
+            ),
         )
         for servicer, service in zip(servicers, SERVICES, strict=True):
             add_service(server, servicer, service)
@@ -224,6 +236,8 @@ class MemoriServer:
         self._server = server
         self._health_task = asyncio.create_task(watcher.run(), name="database-health")
         self._housekeeping_task = asyncio.create_task(self._housekeeping.run(), name="housekeeping")
+        if self.memory is not None:
+            self.memory.start()
         if not keys and settings.allow_unauthenticated:
             log.warning(
                 "serving without API keys (--allow-unauthenticated): anyone who reaches the "
@@ -281,10 +295,13 @@ class MemoriServer:
         if self._watcher is not None and self._health_task is not None:
             self._watcher.stop()
             await self._health_task
+
         if self._server is not None:
             await self._server.stop(grace)
         if self._chat is not None:
             await self._chat.drain(RELEASE_GRACE_SECONDS)
+        if self.memory is not None:
+            await self.memory.stop()
         if self._upstream is not None:
             await self._upstream.close()
         if self._database is not None:

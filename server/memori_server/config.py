@@ -146,6 +146,41 @@ class Settings(BaseSettings):
         description="Seconds between background rounds that purge expired request ids, "
         "delete sessions past --session-retention and forget old erasure records.",
     )
+    memory: bool = Field(
+        False,
+        description="Long-term memory: index stored messages in the background (local "
+        "embeddings and full-text, nothing leaves the server) and serve MemoryService and "
+        "recall. Off: nothing is indexed and memory calls are FAILED_PRECONDITION.",
+    )
+    recall_default: bool = Field(
+        False,
+        description="Recall long-term memory into completions whose request does not say "
+        "(needs --memory). Off: only calls that ask for recall get it.",
+    )
+    memory_search_mode: Literal["hybrid", "lexical", "dense"] = Field(
+        "hybrid",
+        description="How memory is searched: hybrid (full-text and embeddings, fused by rank), "
+        "or one of the two alone (for comparison).",
+    )
+    memory_index_duty: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of one core the background indexer may use for embedding; it rests "
+        "in between so completions keep the rest.",
+    )
+    memory_index_interval: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between the indexer's looks for messages stored by other server "
+        "processes (this process's own turns wake it at once).",
+    )
+    memory_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Memory for the entities' embedding vectors held between searches (about "
+        "800 bytes a passage); 0 reads them for every search.",
+    )
     sqlite_synchronous: Literal["full", "normal"] = Field(
         "full",
         description="SQLite's synchronous mode: full (an acknowledged turn survives a power loss "
@@ -270,6 +305,8 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        if self.recall_default and not self.memory:
+            raise ValueError("recall_default needs memory: add --memory")
         return self
 
 

@@ -194,6 +194,21 @@ class EntityErased(PreconditionFailed):
         )
 
 
+class MemoryOff(PreconditionFailed):
+    """Long-term memory was asked for, but this server runs without it."""
+
+    reason = "MEMORY_OFF"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "long-term memory is off on this server; start it with --memory "
+            "(MEMORI_MEMORY=on) to index sessions and use search and recall",
+            "MEMORY",
+            "memori.v1.MemoryService",
+            "long-term memory is opt-in per server",
+        )
+
+
 class ReplyTooLarge(ServiceError):
     """The upstream's reply is larger than a message this server may send."""
 
@@ -237,6 +252,7 @@ __all__ = [
     "Code",
     "EntityErased",
     "InvalidArgument",
+    "MemoryOff",
     "NoCurrentSession",
     "NotFound",
     "PreconditionFailed",

@@ -95,8 +95,10 @@ def assemble(
     budget: int,
     *,
     from_session_start: bool,
+    recalled: Sequence[OpenAIMessage] = (),
 ) -> Assembly:
-    """Build the upstream message list and find the messages new to the session."""
+    """Build the upstream message list and find the messages new to the session.
+    `recalled` (long-term memory) goes right after the instructions and is never new."""
     instructions, conversation = split_instructions(request_messages)
     encoded = [encode_message(message) for message in conversation]
     resent = resent_count(stored, encoded)
@@ -104,6 +106,7 @@ def assemble(
     return Assembly(
         upstream_messages=[
             *(encode_message(message) for message in instructions),
+            *(encode_message(message) for message in recalled),
             *(item.encoded for item in history),
             *encoded[resent:],
         ],

@@ -34,10 +34,13 @@ from memori_server.chat.upstream import Upstream, bounded, encode_body
 from memori_server.chat.upstream_errors import broken_stream, invalid_response
 from memori_server.config import Settings
 from memori_server.domain import Attribution
-from memori_server.errors import ReplyTooLarge, ResultNotKept, SessionNotFound
+from memori_server.errors import MemoryOff, ReplyTooLarge, ResultNotKept, SessionNotFound
+from memori_server.memory.recall import Recall, RecallRequest, recall_message, requested
+from memori_server.memory.search import FoundMemory
 from memori_server.offload import offload
 from memori_server.rpc_errors import Context
 from memori_server.services.convert import session_pb
+from memori_server.services.memory_service import memory_pb
 from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
 from memori_server.storage.records import Completion, NewMessage, SessionRecord
@@ -73,6 +76,8 @@ class PreparedCall:
     """A large request: its CPU and database work runs off the event loop."""
     claim_owner: str | None = None
     """With a request id: this call's claim token, once the claim is this call's."""
+    recall: RecallRequest | None = None
+    """Long-term memory to recall into the call; None: none."""
 
 
 def _is_large(messages: list[dict[str, Any]]) -> bool:
@@ -93,7 +98,9 @@ def _request_id(value: str, violations: Violations) -> str | None:
     return value
 
 
-def _prepare(request: ChatCall, tenant_id: str, limits: RequestLimits, heavy: bool) -> PreparedCall:
+def _prepare(
+    request: ChatCall, tenant_id: str, limits: RequestLimits, heavy: bool, recall_default: bool
+) -> PreparedCall:
     violations = Violations()
     if request.HasField("attribution"):
         attribution = validation.attribution(
@@ -111,6 +118,7 @@ def _prepare(request: ChatCall, tenant_id: str, limits: RequestLimits, heavy: bo
     if not request.HasField("request"):
         violations.add("request", "required: the chat completions request")
     chat = parse(request.request, limits, violations)
+    recall = requested(request.recall, request.HasField("recall"), recall_default, violations)
     violations.raise_if_any()
     digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
     return PreparedCall(
@@ -121,6 +129,7 @@ def _prepare(request: ChatCall, tenant_id: str, limits: RequestLimits, heavy: bo
         fingerprint=digest,
         chat=chat,
         heavy=heavy,
+        recall=recall,
     )
 
 
@@ -141,7 +150,10 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         requests: IdempotencyStore,
         upstream: Upstream,
         settings: Settings,
+        recall: Recall | None = None,
     ) -> None:
+        """`recall` is None when the server runs without long-term memory."""
+        self._recall = recall
         self._turns = turns
         self._sessions = sessions
         self._requests = requests
@@ -210,7 +222,12 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             request.ByteSize() > HEAVY_REQUEST_BYTES
             or len(request.request.messages) > HEAVY_MESSAGES
         )
-        call = await offload(heavy, _prepare, request, tenant_id, self._limits, heavy)
+        recall_default = self._recall is not None and self._recall.default_on
+        call = await offload(
+            heavy, _prepare, request, tenant_id, self._limits, heavy, recall_default
+        )
+        if call.recall is not None and self._recall is None:
+            raise MemoryOff()
         self._models.check(tenant_id, call.chat.model)
         await self._content_urls.check(call.chat.content_urls)
         return call
@@ -219,8 +236,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     async def _load_and_assemble(
         self, call: PreparedCall, *, stream: bool
-    ) -> tuple[LoadedSession, history.Assembly, bytes]:
-        """The session with its recent history, what the upstream gets, and that body encoded."""
+    ) -> tuple[LoadedSession, history.Assembly, bytes, list[FoundMemory]]:
+        """The session with its recent history, what the upstream gets, that body encoded,
+        and the memories recalled into it."""
         settings = self._settings
         loaded = await self._turns.load(
             call.tenant_id,
@@ -231,18 +249,28 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             min_messages=len(call.chat.messages),
             heavy=call.heavy,
         )
+        recalled: list[FoundMemory] = []
+        if call.recall is not None and self._recall is not None:
+            recalled = await self._recall.memories(
+                call.tenant_id, call.attribution, loaded.session_id, call.chat.messages, call.recall
+            )
         # Stored messages come encoded: only the request's own size makes assembling heavy.
-        assembly, body = await offload(call.heavy, self._assemble, call, loaded, stream)
-        return loaded, assembly, body
+        assembly, body = await offload(call.heavy, self._assemble, call, loaded, stream, recalled)
+        return loaded, assembly, body, recalled
 
     def _assemble(
-        self, call: PreparedCall, loaded: LoadedSession, stream: bool
+        self,
+        call: PreparedCall,
+        loaded: LoadedSession,
+        stream: bool,
+        recalled: list[FoundMemory],
     ) -> tuple[history.Assembly, bytes]:
         assembly = history.assemble(
             call.chat.messages,
             loaded.history,
             self._settings.history_token_budget,
             from_session_start=loaded.from_session_start,
+            recalled=[recall_message(recalled)] if recalled else [],
         )
         body = encode_body(call.chat.parameters, assembly.upstream_messages, stream=stream)
         return assembly, body
@@ -296,7 +324,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         )
 
     async def _run_complete(self, call: PreparedCall, rpc: Context) -> chat_pb2.CompleteResponse:
-        loaded, assembly, body = await self._load_and_assemble(call, stream=False)
+        loaded, assembly, body, recalled = await self._load_and_assemble(call, stream=False)
         async with asyncio.timeout(self._call_limit(rpc)):
             text, parsed = await self._upstream.complete(body, self._timeout(rpc))
         # Checked before anything is stored: the reply converts, and it can be sent.
@@ -304,6 +332,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             session=session_pb(self._session(call, loaded)),
             completion=completion_pb(parsed),
             completion_json=text,
+            recalled_memories=[memory_pb(memory) for memory in recalled],
         )
         self._check_sendable(response)
         record = await self._store(call, loaded, assembly, _choice_zero(parsed), text)
@@ -322,8 +351,11 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _run_stream(
         self, call: PreparedCall, rpc: Context
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        loaded, assembly, body = await self._load_and_assemble(call, stream=True)
-        yield chat_pb2.StreamCompleteResponse(session=session_pb(self._session(call, loaded)))
+        loaded, assembly, body, recalled = await self._load_and_assemble(call, stream=True)
+        yield chat_pb2.StreamCompleteResponse(
+            session=session_pb(self._session(call, loaded)),
+            recalled_memories=[memory_pb(memory) for memory in recalled],
+        )
         reply = StreamAssembly()
         held: list[chat_pb2.StreamCompleteResponse] = []
         chunks = self._upstream.stream(body, self._timeout(rpc))

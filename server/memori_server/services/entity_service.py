@@ -36,6 +36,7 @@ class EntityService(entity_pb2_grpc.EntityServiceServicer):
             deleted_session_count=erased.sessions,
             deleted_message_count=erased.messages,
             deleted_request_count=erased.requests,
+            deleted_memory_count=erased.memories,
         )
 
     async def Export(  # noqa: N802

@@ -21,13 +21,14 @@ class Erased:
     sessions: int
     messages: int
     requests: int
+    memories: int
 
 
 class EntityStore(Store):
     async def erase(self, tenant_id: str, entity_id: str) -> Erased:
-        """Delete every session of the entity in the tenant, with its messages, pointers and
-        request records, in one transaction, and record the erasure, so a chat call begun
-        before it cannot create a session for the entity afterwards."""
+        """Delete every session of the entity in the tenant, with its messages, pointers,
+        request records and memory passages, in one transaction, and record the erasure, so
+        a chat call begun before it cannot create a session for the entity afterwards."""
         key = {"tenant_id": tenant_id, "entity_id": entity_id}
 
         def unit() -> Unit[Erased]:
@@ -39,11 +40,13 @@ class EntityStore(Store):
                 Op(self._sql.record_erasure, {**key, "now": self._clock()}),
                 Op(self._sql.erase_messages, key, Fetch.ROWCOUNT),
                 Op(self._sql.erase_requests, key, Fetch.ROWCOUNT),
+                Op(self._sql.erase_memories, key, Fetch.ROWCOUNT),
                 Op(self._sql.erase_pointers, key),
                 Op(self._sql.erase_sessions, key, Fetch.ROWCOUNT),
             ]
-            *_, messages, requests, _, erased_sessions = yield ops(*writes, commit=True)
-            return Erased(int(erased_sessions), int(messages), int(requests))
+            results = yield ops(*writes, commit=True)
+            *_, messages, requests, memories, _, erased_sessions = results
+            return Erased(int(erased_sessions), int(messages), int(requests), int(memories))
 
         erased = await self._db.run(Work(unit, writes=True, heavy=True))
         if self._cache is not None:

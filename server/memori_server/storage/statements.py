@@ -43,6 +43,7 @@ from memori_server.storage.tables import (
     completion_requests,
     current_sessions,
     entity_erasures,
+    memory_passages,
     messages,
     sessions,
 )
@@ -217,6 +218,12 @@ class Statements:
         self.delete_pointers = c(
             delete(current_sessions).where(
                 _c.tenant_id == _p("tenant_id"), _c.session_id == _p("session_id")
+            )
+        )
+        self.delete_memories = c(
+            delete(memory_passages).where(
+                memory_passages.c.tenant_id == _p("tenant_id"),
+                memory_passages.c.session_id == _p("session_id"),
             )
         )
         self.delete_session = c(delete(sessions).where(_this_session()))
@@ -413,6 +420,12 @@ class Statements:
                 _c.tenant_id == _p("tenant_id"), _c.entity_id == _p("entity_id")
             )
         )
+        self.erase_memories = c(
+            delete(memory_passages).where(
+                memory_passages.c.tenant_id == _p("tenant_id"),
+                memory_passages.c.entity_id == _p("entity_id"),
+            )
+        )
         self.erase_sessions = c(delete(sessions).where(of_entity))
         # PostgreSQL: the erasure first locks the entity's sessions, so a turn storing into one
         # now finishes first (and its rows are then erased), and one that comes later finds
@@ -563,10 +576,11 @@ __all__ = [
 
 def delete_session_ops(statements: Statements, key: dict[str, Any]) -> tuple[Op, ...]:
     """Delete the session of `key` (tenant_id, session_id) whole: its messages (the first
-    result counts them), request records, pointers, then the session row."""
+    result counts them), request records, memory passages, pointers, then the session row."""
     return (
         Op(statements.delete_messages, key, Fetch.ROWCOUNT),
         Op(statements.delete_requests, key),
+        Op(statements.delete_memories, key),
         Op(statements.delete_pointers, key),
         Op(statements.delete_session, key),
     )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -66,8 +67,19 @@ sessions = Table(
     Column("create_time", UtcDateTime(), nullable=False),
     Column("update_time", UtcDateTime(), nullable=False),
     Column("message_count", BigInteger, nullable=False, default=0),
+    # Long-term memory: the messages up to this sequence are in memory_passages.
+    # (A server default only: compiled statements run without SQLAlchemy's Python defaults.)
+    Column("indexed_seq", BigInteger, nullable=False, server_default="0"),
     Index(None, "tenant_id", "entity_id", "process_id", "update_time", "id"),
     Index(None, "update_time"),  # retention finds idle sessions across tenants
+)
+# The indexer finds sessions with messages not yet indexed without scanning the others.
+_unindexed = sessions.c.message_count > sessions.c.indexed_seq
+Index(
+    "ix_sessions_unindexed",
+    sessions.c.update_time,
+    sqlite_where=_unindexed,
+    postgresql_where=_unindexed,
 )
 
 messages = Table(
@@ -131,3 +143,41 @@ entity_erasures = Table(
     Column("erase_time", UtcDateTime(), nullable=False),
     Index(None, "erase_time"),
 )
+
+# Long-term memory: passages (runs of consecutive messages of one session) with their local
+# embedding, searchable per tenant and entity. Their full-text indexes live beside them and
+# are created by the migration only (SEARCH_INDEX_OBJECTS): an FTS5 table on SQLite, a GIN
+# expression index on PostgreSQL.
+memory_passages = Table(
+    "memory_passages",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("tenant_id", String(TENANT_LENGTH), nullable=False),
+    Column("session_id", String(ID_LENGTH), nullable=False),
+    Column("entity_id", String(NAME_LENGTH), nullable=False),
+    Column("process_id", String(NAME_LENGTH), nullable=False),
+    # One full-text token naming the tenant and entity: SQLite's FTS5 matches it with the
+    # query's words, so a search never ranks other entities' passages.
+    Column("scope", String(40), nullable=False),
+    Column("seq_first", BigInteger, nullable=False),
+    Column("seq_last", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("token_count", Integer, nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("embedding", LargeBinary, nullable=False),
+    ForeignKeyConstraint(
+        ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
+    ),
+    Index(None, "tenant_id", "entity_id", "process_id"),
+    Index(None, "tenant_id", "session_id", "seq_first"),
+)
+SEARCH_INDEX_OBJECTS = ("memory_fts", "ix_memory_passages_text_search")
+"""Created by migration 0004 outside `metadata`: comparisons of the two leave them out."""
+
+
+def outside_metadata(name: str | None) -> bool:
+    """Whether a schema object name belongs to the full-text indexes (FTS5 shadow tables
+    included), which `metadata` does not describe."""
+    return name is not None and name.startswith(SEARCH_INDEX_OBJECTS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,6 +88,9 @@ def _continues(held: HistoryWindow, head: Any) -> bool:
 
 
 class TurnStore(Store):
+    on_stored: Callable[[], None] | None = None
+    """Told after each stored turn (long-term memory's indexer looks at once)."""
+
     async def load(
         self,
         tenant_id: str,
@@ -309,6 +312,8 @@ class TurnStore(Store):
             return record
 
         record = await self._db.run(Work(unit, writes=True, heavy=heavy))
+        if self.on_stored is not None:
+            self.on_stored()
         if self._cache is not None:
             self._extend(tenant_id, attribution, loaded, record, messages, heavy=heavy)
         return record

@@ -1,0 +1,1 @@
+"""Long-term memory: passages of earlier sessions, indexed for hybrid search (opt-in)."""

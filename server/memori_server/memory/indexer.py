@@ -1,0 +1,117 @@
+"""Background indexing: stored messages become passages with embeddings, batch by batch.
+
+It never delays a completion: it runs as one task beside the server, embeds on a thread of
+its own, and rests after each batch in proportion to the CPU the batch took (`duty`), so it
+uses at most that share of one core. Its progress is the sessions' watermark in the
+database, so a restart resumes where it stopped, and several server processes on one
+PostgreSQL share the work (a session two of them index at once is stored by one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from memori_server.memory.embedder import Embedder, to_stored
+from memori_server.memory.passages import Passage, continues, line_of, passages_of
+from memori_server.storage.memory_store import IndexInput, MemoryStore, NewPassage
+from memori_server.tokens import bundled_encoding, count_message
+
+log = logging.getLogger(__name__)
+SESSIONS_PER_ROUND = 16
+MESSAGES_PER_SESSION = 256
+
+
+class Indexer:
+    def __init__(
+        self,
+        store: MemoryStore,
+        embedder: Embedder,
+        *,
+        duty: float,
+        interval: float,
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._duty = duty
+        self._interval = interval
+        self._wake = asyncio.Event()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="memory-index")
+        self._encoding = bundled_encoding()
+        self.indexed_messages = 0
+        self.indexed_passages = 0
+
+    def poke(self) -> None:
+        """Something was stored: look soon rather than at the next interval."""
+        self._wake.set()
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self) -> None:
+        """Index until cancelled; a failing round is logged and tried again later."""
+        while True:
+            try:
+                busy = await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("memory indexing failed; retrying")
+                busy = False
+            if not busy:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval)
+
+    async def round(self) -> bool:
+        """Index one batch of sessions; whether there was anything to index."""
+        pending = await self._store.pending_sessions(SESSIONS_PER_ROUND)
+        if not pending:
+            return False
+        random.shuffle(pending)  # processes sharing a database start at different sessions
+        for session in pending:
+            source = await self._store.index_input(session, MESSAGES_PER_SESSION, continues)
+            started = time.monotonic()
+            passages = await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._passages, source
+            )
+            new = [int(row.seq) for row in source.rows if int(row.seq) > session.indexed_seq]
+            # No rows after the watermark (none can be read): nothing is left to index.
+            through = max(new) if new else session.message_count
+            if await self._store.write_index(source, through, passages):
+                self.indexed_messages += through - session.indexed_seq
+                self.indexed_passages += len(passages)
+            await self._rest(time.monotonic() - started)
+        return True
+
+    async def _rest(self, busy: float) -> None:
+        """Pause so that embedding takes at most `duty` of the time."""
+        if self._duty < 1.0 and busy > 0:
+            await asyncio.sleep(busy * (1.0 - self._duty) / self._duty)
+
+    def _passages(self, source: IndexInput) -> list[NewPassage]:
+        """Build and embed the passages of `source` (on the indexing thread)."""
+        lines = [line for line in map(line_of, source.rows) if line is not None]
+        built: Sequence[Passage] = passages_of(lines)
+        if not built:
+            return []
+        vectors = to_stored(self._embedder.embed([passage.text for passage in built]))
+        return [
+            NewPassage(
+                seq_first=passage.seq_first,
+                seq_last=passage.seq_last,
+                text=passage.text,
+                token_count=count_message(self._encoding, {"content": passage.text}),
+                create_time=passage.create_time,
+                embedding=vector,
+            )
+            for passage, vector in zip(built, vectors, strict=True)
+        ]
+
+
+__all__ = ["Indexer"]

@@ -1,0 +1,232 @@
+"""Hybrid search over an entity's passages: full-text rank and embedding similarity, fused.
+
+The entity's vectors are held in memory between searches (bounded, least recently used
+first out) and read again only when its passages changed, which one small statement tells.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from memori_server.memory.embedder import Embedder, from_stored
+from memori_server.memory.ranking import fts5_match, fused, query_words, tsquery, within
+from memori_server.storage.memory_store import MemoryStore, scope_token
+
+# Candidates each ranking contributes to the fusion, at least.
+MIN_CANDIDATES = 50
+
+
+class SearchMode(enum.StrEnum):
+    HYBRID = "hybrid"
+    LEXICAL = "lexical"
+    DENSE = "dense"
+
+
+@dataclass(frozen=True, slots=True)
+class FoundMemory:
+    session_id: str
+    sequences: list[int]
+    text: str
+    score: float
+    token_count: int
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _EntityVectors:
+    version: tuple[int, int]
+    ids: npt.NDArray[np.int64]
+    sessions: npt.NDArray[np.object_]
+    processes: npt.NDArray[np.object_]
+    matrix: npt.NDArray[np.float32]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.matrix.nbytes + self.ids.nbytes + 64 * len(self.ids))
+
+
+class VectorCache:
+    """Entities' vectors, at most `max_bytes` in all."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._held: OrderedDict[tuple[str, str], _EntityVectors] = OrderedDict()
+
+    def get(self, key: tuple[str, str], version: tuple[int, int]) -> _EntityVectors | None:
+        held = self._held.get(key)
+        if held is None or held.version != version:
+            return None
+        self._held.move_to_end(key)
+        return held
+
+    def put(self, key: tuple[str, str], vectors: _EntityVectors) -> None:
+        self.drop(key)
+        if vectors.nbytes > self.max_bytes:
+            return
+        self._held[key] = vectors
+        self.bytes += vectors.nbytes
+        while self.bytes > self.max_bytes:
+            _, evicted = self._held.popitem(last=False)
+            self.bytes -= evicted.nbytes
+
+    def drop(self, key: tuple[str, str]) -> None:
+        old = self._held.pop(key, None)
+        if old is not None:
+            self.bytes -= old.nbytes
+
+    def forget_entity(self, tenant_id: str, entity_id: str) -> None:
+        self.drop((tenant_id, entity_id))
+
+
+def _entity_vectors(version: tuple[int, int], rows: Sequence[Any]) -> _EntityVectors:
+    return _EntityVectors(
+        version=version,
+        ids=np.array([row.id for row in rows], dtype=np.int64),
+        sessions=np.array([row.session_id for row in rows], dtype=object),
+        processes=np.array([row.process_id for row in rows], dtype=object),
+        matrix=from_stored([bytes(row.embedding) for row in rows]),
+    )
+
+
+class MemorySearch:
+    def __init__(
+        self,
+        store: MemoryStore,
+        embedder: Embedder,
+        *,
+        mode: SearchMode = SearchMode.HYBRID,
+        cache_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._mode = mode
+        self.vectors = VectorCache(cache_bytes)
+        # Query embeddings get a thread of their own: they never queue behind indexing.
+        self._queries = ThreadPoolExecutor(1, thread_name_prefix="memory-query")
+
+    def close(self) -> None:
+        self._queries.shutdown(wait=False, cancel_futures=True)
+
+    async def search(
+        self,
+        tenant_id: str,
+        entity_id: str,
+        process_id: str | None,
+        query: str,
+        *,
+        page_size: int,
+        token_budget: int,
+        exclude_session_id: str = "",
+    ) -> list[FoundMemory]:
+        """The entity's best passages for `query` (of `process_id`'s sessions, or of all its
+        processes when None; without `exclude_session_id`'s), best first, within the page
+        and budget."""
+        candidates = max(MIN_CANDIDATES, 3 * page_size)
+        rankings: list[list[int]] = []
+        if self._mode is not SearchMode.DENSE:
+            rankings.append(
+                await self._lexical(
+                    tenant_id, entity_id, process_id, exclude_session_id, query, candidates
+                )
+            )
+        if self._mode is not SearchMode.LEXICAL:
+            rankings.append(
+                await self._dense(
+                    tenant_id, entity_id, process_id, exclude_session_id, query, candidates
+                )
+            )
+        ranked = fused(rankings)
+        rows = await self._store.passages(tenant_id, [item for item, _ in ranked[:128]])
+        tokens = {passage_id: int(row.token_count) for passage_id, row in rows.items()}
+        return [
+            FoundMemory(
+                session_id=rows[passage_id].session_id,
+                sequences=list(
+                    range(int(rows[passage_id].seq_first), int(rows[passage_id].seq_last) + 1)
+                ),
+                text=rows[passage_id].text,
+                score=score,
+                token_count=tokens[passage_id],
+                create_time=rows[passage_id].create_time,
+            )
+            for passage_id, score in within(ranked, tokens, page_size, token_budget)
+        ]
+
+    async def _lexical(
+        self,
+        tenant_id: str,
+        entity_id: str,
+        process_id: str | None,
+        exclude_session_id: str,
+        query: str,
+        limit: int,
+    ) -> list[int]:
+        words = query_words(query)
+        if not words:
+            return []
+        if self._store.dialect == "sqlite":
+            match = fts5_match(scope_token(tenant_id, entity_id), words)
+        else:
+            match = tsquery(words)
+        scope = {
+            "tenant_id": tenant_id,
+            "entity_id": entity_id,
+            "process_id": process_id or "",
+            "all_processes": int(process_id is None),
+            "exclude_session_id": exclude_session_id,
+        }
+        return [passage_id for passage_id, _ in await self._store.lexical(scope, match, limit)]
+
+    async def _dense(
+        self,
+        tenant_id: str,
+        entity_id: str,
+        process_id: str | None,
+        exclude_session_id: str,
+        query: str,
+        limit: int,
+    ) -> list[int]:
+        loop = asyncio.get_running_loop()
+        embedding = loop.run_in_executor(self._queries, self._embedder.embed_one, query)
+        held = await self._entity_vectors(tenant_id, entity_id)
+        vector = await embedding
+        if not len(held.ids):
+            return []
+        scores = held.matrix @ vector
+        allowed = held.sessions != exclude_session_id
+        if process_id is not None:
+            allowed &= held.processes == process_id
+        scores = np.where(allowed, scores, -np.inf)
+        count = min(limit, int(allowed.sum()))
+        if count == 0:
+            return []
+        top = np.argpartition(-scores, count - 1)[:count]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [int(held.ids[index]) for index in top]
+
+    async def _entity_vectors(self, tenant_id: str, entity_id: str) -> _EntityVectors:
+        key = (tenant_id, entity_id)
+        version = await self._store.vectors_version(tenant_id, entity_id)
+        held = self.vectors.get(key, version)
+        if held is not None:
+            return held
+        rows = await self._store.vectors(tenant_id, entity_id)
+        # The rows read may be newer than `version`: held under the version they show.
+        current = (len(rows), int(rows[-1].id) if rows else 0)
+        held = await asyncio.to_thread(_entity_vectors, current, rows)
+        self.vectors.put(key, held)
+        return held
+
+
+__all__ = ["FoundMemory", "MemorySearch", "SearchMode", "VectorCache"]
