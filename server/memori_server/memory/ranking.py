@@ -16,7 +16,7 @@ MAX_QUERY_WORDS = 32
 _WORD = re.compile(r"[^\W_]+")
 # Words that say nothing about what to find; full-text ranks would reward them otherwise.
 STOPWORDS = frozenset(
-    (
+    (  # noqa: SIM905 (a list literal of 120 words reads worse)
         "a about above after again against all am an and any are as at be because been before "
         "being below between both but by can could did do does doing down during each few for "
         "from further had has have having he her here hers herself him himself his how i if "
@@ -26,7 +26,7 @@ STOPWORDS = frozenset(
         "under until up very was we were what when where which while who whom why will with "
         "would you your yours yourself yourselves ever tell know remember said say mentioned "
         "told did anything something "
-    ).split()  # noqa: SIM905 (a list literal of 120 words reads worse)
+    ).split()
 )
 
 
