@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from hypothesis import strategies as st
-from memori_proto.v1 import chat_pb2, common_pb2, session_pb2
+from memori_proto.v1 import chat_pb2, common_pb2, memory_pb2, session_pb2
 
 from standin_upstream import Behaviour
 from tests import fuzz_strategies as fs
@@ -73,10 +73,14 @@ def _rpc(method: MethodDescriptor) -> Rpc:
 SERVICES = (
     session_pb2.DESCRIPTOR.services_by_name["SessionService"],
     chat_pb2.DESCRIPTOR.services_by_name["ChatService"],
+    memory_pb2.DESCRIPTOR.services_by_name["MemoryService"],
 )
 HEALTH_CHECK = _rpc(health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"])
 # Every method of both services, as the descriptors list them (new RPCs join by themselves).
-MEMORI_RPCS = tuple(_rpc(method) for service in SERVICES for method in service.methods)
+# (A request without fields, GetIndexStatus's, gives the families nothing to vary.)
+MEMORI_RPCS = tuple(
+    _rpc(method) for service in SERVICES for method in service.methods if method.input_type.fields
+)
 _REFLECTION = _rpc(
     reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].methods_by_name[
         "ServerReflectionInfo"

@@ -345,3 +345,30 @@ def test_turning_memory_on_indexes_what_was_stored_before(
                 assert "level 3" in search(stub, who, "where is the van parked")[0].text
         finally:
             running.close()
+
+
+ODD_QUERIES = (
+    'dog" OR scope : *',
+    "NEAR(dog cat) AND NOT -x ^y",
+    "dog's & cat | !bird <-> (fish)",
+    "\U0001f436\U0001f431 \u202e \x00 nul",
+    "a" * 4096,
+    "the and of to",  # nothing but stopwords: dense search only
+    "日本語のテキスト 检索",
+    "\\' ; DROP TABLE memory_passages; --",
+)
+
+
+@pytest.mark.parametrize("query", ODD_QUERIES)
+def test_any_query_text_is_searched_safely(
+    chat: chat_pb2_grpc.ChatServiceStub,
+    memory: memory_pb2_grpc.MemoryServiceStub,
+    query: str,
+) -> None:
+    """Query text is words, never syntax: full-text operators, quotes and SQL do nothing."""
+    who = attribution()
+    talk(chat, who, "Our dog and cat both like fish.")
+    wait_indexed(memory)
+    found = search(memory, who, query)
+    assert len(found) <= 1
+    assert all(m.session_id for m in found)
