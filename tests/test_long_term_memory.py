@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 from memori_proto.v1 import (
     chat_pb2,
     chat_pb2_grpc,
@@ -372,3 +373,35 @@ def test_any_query_text_is_searched_safely(
     found = search(memory, who, query)
     assert len(found) <= 1
     assert all(m.session_id for m in found)
+
+
+def test_a_reply_stored_later_joins_its_passage_and_dates_are_kept(
+    sessions: session_pb2_grpc.SessionServiceStub,
+    memory: memory_pb2_grpc.MemoryServiceStub,
+) -> None:
+    """An imported user message alone is a passage; its reply, appended later, rebuilds that
+    passage rather than starting one that lacks the question. Imported dates are memory's."""
+    who = attribution()
+    session_id = new_id()
+    when = timestamp_pb2.Timestamp(seconds=1_700_000_000)  # 2023-11-14
+
+    def append(*messages: common_pb2.ChatMessage) -> None:
+        sessions.AppendMessages(
+            session_pb2.AppendMessagesRequest(
+                attribution=who, session_id=session_id, messages=messages, create_time=when
+            )
+        )
+
+    append(user("I finally bought the red gravel bike I wanted."))
+    wait_indexed(memory)
+    assert [list(m.sequences) for m in search(memory, who, "gravel bike")] == [[1]]
+    append(message("assistant", "Congratulations! Which brand did you pick?"))
+    append(message("system", "Internal note."), user("Unrelated: the boiler is making noise."))
+    wait_indexed(memory)
+    found = search(memory, who, "gravel bike brand")
+    bike = [m for m in found if "gravel" in m.text]
+    assert [list(m.sequences) for m in bike] == [[1, 2]]
+    assert "Congratulations" in bike[0].text and "Internal note" not in str(found)
+    assert bike[0].create_time.seconds == when.seconds
+    boiler = search(memory, who, "boiler noise")[0]
+    assert list(boiler.sequences) == [4]
