@@ -191,7 +191,10 @@ class MemoriServer:
                 store, settings.session_idle_timeout, Appender(turns, store, requests, settings)
             ),
             self._chat,
-            EntityService(EntityStore(self._database, cache=self._history_cache)),
+            EntityService(
+                EntityStore(self._database, cache=self._history_cache),
+                on_erased=self.memory.search.vectors.forget_entity if self.memory else None,
+            ),
             MemoryService(
                 self.memory.search if self.memory else None,
                 self.memory.store if self.memory else None,

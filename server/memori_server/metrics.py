@@ -56,6 +56,27 @@ HISTORY_CACHE_LOOKUPS = Counter(
     ["result"],
 )
 
+# Long-term memory (--memory).
+MEMORY_INDEXED_MESSAGES = Counter(
+    "memori_memory_indexed_messages_total", "Stored messages the background indexer covered."
+)
+MEMORY_INDEXED_PASSAGES = Counter(
+    "memori_memory_indexed_passages_total", "Passages embedded and stored by the indexer."
+)
+MEMORY_INDEX_SECONDS = Histogram(
+    "memori_memory_index_batch_seconds",
+    "Time to build and embed one session's batch of passages.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+MEMORY_SEARCH_SECONDS = Histogram(
+    "memori_memory_search_seconds",
+    "Time of one memory search (MemoryService.Search or a completion's recall).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1),
+)
+MEMORY_VECTOR_CACHE_BYTES = Gauge(
+    "memori_memory_vector_cache_bytes", "Memory of the entities' vectors held between searches."
+)
+
 
 def _status_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     code = context.code()  # set by abort()

@@ -19,6 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from memori_server.memory.embedder import Embedder, to_stored
 from memori_server.memory.passages import Passage, continues, line_of, passages_of
+from memori_server.metrics import (
+    MEMORY_INDEX_SECONDS,
+    MEMORY_INDEXED_MESSAGES,
+    MEMORY_INDEXED_PASSAGES,
+)
 from memori_server.storage.memory_store import IndexInput, MemoryStore, NewPassage
 from memori_server.tokens import bundled_encoding, count_message
 
@@ -43,8 +48,6 @@ class Indexer:
         self._wake = asyncio.Event()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="memory-index")
         self._encoding = bundled_encoding()
-        self.indexed_messages = 0
-        self.indexed_passages = 0
 
     def poke(self) -> None:
         """Something was stored: look soon rather than at the next interval."""
@@ -83,10 +86,12 @@ class Indexer:
             new = [int(row.seq) for row in source.rows if int(row.seq) > session.indexed_seq]
             # No rows after the watermark (none can be read): nothing is left to index.
             through = max(new) if new else session.message_count
+            busy = time.monotonic() - started
+            MEMORY_INDEX_SECONDS.observe(busy)
             if await self._store.write_index(source, through, passages):
-                self.indexed_messages += through - session.indexed_seq
-                self.indexed_passages += len(passages)
-            await self._rest(time.monotonic() - started)
+                MEMORY_INDEXED_MESSAGES.inc(through - session.indexed_seq)
+                MEMORY_INDEXED_PASSAGES.inc(len(passages))
+            await self._rest(busy)
         return True
 
     async def _rest(self, busy: float) -> None:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from memori_server.memory.embedder import Embedder, from_stored
 from memori_server.memory.ranking import fts5_match, fused, query_words, tsquery, within
+from memori_server.metrics import MEMORY_SEARCH_SECONDS, MEMORY_VECTOR_CACHE_BYTES
 from memori_server.storage.memory_store import MemoryStore, scope_token
 
 # Candidates each ranking contributes to the fusion, at least.
@@ -79,11 +80,13 @@ class VectorCache:
         while self.bytes > self.max_bytes:
             _, evicted = self._held.popitem(last=False)
             self.bytes -= evicted.nbytes
+        MEMORY_VECTOR_CACHE_BYTES.set(self.bytes)
 
     def drop(self, key: tuple[str, str]) -> None:
         old = self._held.pop(key, None)
         if old is not None:
             self.bytes -= old.nbytes
+            MEMORY_VECTOR_CACHE_BYTES.set(self.bytes)
 
     def forget_entity(self, tenant_id: str, entity_id: str) -> None:
         self.drop((tenant_id, entity_id))
@@ -132,6 +135,28 @@ class MemorySearch:
         """The entity's best passages for `query` (of `process_id`'s sessions, or of all its
         processes when None; without `exclude_session_id`'s), best first, within the page
         and budget."""
+        with MEMORY_SEARCH_SECONDS.time():
+            return await self._search(
+                tenant_id,
+                entity_id,
+                process_id,
+                query,
+                page_size=page_size,
+                token_budget=token_budget,
+                exclude_session_id=exclude_session_id,
+            )
+
+    async def _search(
+        self,
+        tenant_id: str,
+        entity_id: str,
+        process_id: str | None,
+        query: str,
+        *,
+        page_size: int,
+        token_budget: int,
+        exclude_session_id: str,
+    ) -> list[FoundMemory]:
         candidates = max(MIN_CANDIDATES, 3 * page_size)
         rankings: list[list[int]] = []
         if self._mode is not SearchMode.DENSE:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from memori_proto.v1 import entity_pb2, entity_pb2_grpc
 
@@ -23,13 +23,21 @@ def _entity(request: entity_pb2.EraseRequest | entity_pb2.ExportRequest) -> str:
 
 
 class EntityService(entity_pb2_grpc.EntityServiceServicer):
-    def __init__(self, store: EntityStore) -> None:
+    def __init__(
+        self, store: EntityStore, on_erased: Callable[[str, str], None] | None = None
+    ) -> None:
+        """`on_erased(tenant_id, entity_id)` lets go of what this process holds of an
+        erased entity beyond the history windows (long-term memory's vectors)."""
         self._store = store
+        self._on_erased = on_erased
 
     async def Erase(  # noqa: N802 (gRPC method names)
         self, request: entity_pb2.EraseRequest, rpc: Context
     ) -> entity_pb2.EraseResponse:
-        erased = await self._store.erase(calling_tenant(), _entity(request))
+        tenant_id, entity_id = calling_tenant(), _entity(request)
+        erased = await self._store.erase(tenant_id, entity_id)
+        if self._on_erased is not None:
+            self._on_erased(tenant_id, entity_id)
         if erased.sessions:
             ENTITIES_ERASED.inc()
         return entity_pb2.EraseResponse(
