@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 from memori_proto.v1 import common_pb2
@@ -95,6 +96,28 @@ class Memori:
         with self._lock:
             self._session_id = checked
         return self
+
+    def append_messages(
+        self,
+        messages: Iterable[Any],
+        *,
+        session_id: str | None = None,
+        request_id: str | None = None,
+        create_time: datetime | None = None,
+    ) -> list[int]:
+        """Store messages without a completion: an import from another system, a turn the
+        app ran elsewhere. They go to the session the next call goes to (`session.id`), or
+        to `session_id` (created when unknown), in one transaction; system and developer
+        messages are stored too. Returns each message's sequence number, in order.
+
+        messages: OpenAI-shaped message dicts, as `create(messages=...)` takes them.
+        request_id: makes a retry safe: the same id and messages store nothing again.
+        create_time: when the messages were written (default now; not in the future).
+        Async code: `await memori.session.aio.append_messages(...)`.
+        """
+        return self.session.append_messages(
+            messages, session_id=session_id, request_id=request_id, create_time=create_time
+        )
 
     def erase_entity(self, entity_id: str) -> Erased:
         """Delete everything the service holds of this end user, under every process (agent),

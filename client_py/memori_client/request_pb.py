@@ -42,6 +42,15 @@ def build(
         raise ValueError(f"the request holds text that is not valid Unicode: {bad!r}") from None
 
 
+def chat_messages(messages: Iterable[Any]) -> list[common_pb2.ChatMessage]:
+    """OpenAI-shaped message dicts (or the SDK's message objects) as memori.v1 messages."""
+    try:
+        return [_message(item, index) for index, item in enumerate(_list(messages))]
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start : error.end]
+        raise ValueError(f"the messages hold text that is not valid Unicode: {bad!r}") from None
+
+
 def _build(
     model: str, messages: Iterable[Any], params: Mapping[str, Any]
 ) -> chat_pb2.ChatCompletionRequest:

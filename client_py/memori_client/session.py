@@ -7,21 +7,23 @@ the event loop's channel through `memori.session.aio`.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import grpc
-from google.protobuf import duration_pb2, json_format
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from memori_proto.v1 import common_pb2, session_pb2
 
+from memori_client import identifiers
 from memori_client.errors import (
     ServiceError,
     SessionAttributionMismatch,
     SessionError,
     SessionNotFound,
 )
+from memori_client.request_pb import chat_messages
 from memori_client.roles import ROLE_NAMES
 from memori_client.status import read_status
 
@@ -94,6 +96,20 @@ class SessionManager:
         a fresh one. Returns how many messages were deleted."""
         return self._drive(_delete(self._memori))
 
+    def append_messages(
+        self,
+        messages: Iterable[Any],
+        *,
+        session_id: str | None = None,
+        request_id: str | None = None,
+        create_time: datetime | None = None,
+    ) -> list[int]:
+        """Store messages without a completion (an import, a turn run elsewhere) in this
+        session, or in `session_id`; returns their sequence numbers. See
+        `Memori.append_messages`."""
+        steps = _append(self._memori, messages, session_id, request_id, create_time)
+        return self._drive(steps)
+
     def _drive(self, steps: Steps[T]) -> T:
         stub = self._memori.connection.sessions()
         metadata, timeout = self._memori.connection.metadata, _timeout(self._memori)
@@ -126,6 +142,17 @@ class AsyncSessionManager:
 
     async def delete(self) -> int:
         return await self._drive(_delete(self._memori))
+
+    async def append_messages(
+        self,
+        messages: Iterable[Any],
+        *,
+        session_id: str | None = None,
+        request_id: str | None = None,
+        create_time: datetime | None = None,
+    ) -> list[int]:
+        steps = _append(self._memori, messages, session_id, request_id, create_time)
+        return await self._drive(steps)
 
     async def _drive(self, steps: Steps[T]) -> T:
         stub = self._memori.connection.aio_sessions()
@@ -224,6 +251,29 @@ def _delete(memori: Memori) -> Steps[int]:
         deleted = 0
     memori.reset_session()
     return deleted
+
+
+def _append(
+    memori: Memori,
+    messages: Iterable[Any],
+    session_id: str | None,
+    request_id: str | None,
+    create_time: datetime | None,
+) -> Steps[list[int]]:
+    current, attribution = memori.call_identity()
+    target = current if session_id is None else identifiers.session_id(session_id)
+    request = session_pb2.AppendMessagesRequest(
+        attribution=attribution, session_id=target, messages=chat_messages(messages)
+    )
+    if request_id is not None:
+        request.request_id = request_id
+    if create_time is not None:
+        stamp = timestamp_pb2.Timestamp()
+        # A naive datetime is taken as UTC, as the service's times are.
+        stamp.FromDatetime(create_time if create_time.tzinfo else create_time.replace(tzinfo=UTC))
+        request.create_time.CopyFrom(stamp)
+    reply = yield ("AppendMessages", request, target)
+    return list(reply.sequences)
 
 
 def _session_error(rpc_error: grpc.RpcError, session_id: str) -> Exception:
