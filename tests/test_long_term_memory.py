@@ -401,7 +401,8 @@ def test_a_reply_stored_later_joins_its_passage_and_dates_are_kept(
     found = search(memory, who, "gravel bike brand")
     bike = [m for m in found if "gravel" in m.text]
     assert [list(m.sequences) for m in bike] == [[1, 2]]
-    assert "Congratulations" in bike[0].text and "Internal note" not in str(found)
+    assert "Congratulations" in bike[0].text
+    assert "Internal note" not in str(found)
     assert bike[0].create_time.seconds == when.seconds
     boiler = search(memory, who, "boiler noise")[0]
     assert list(boiler.sequences) == [4]
