@@ -14,6 +14,7 @@ from memori_client.errors import (
     ClientAlreadyRegistered,
     MemoriClosed,
     MemoriError,
+    MemoryOff,
     ServiceError,
     SessionAttributionMismatch,
     SessionError,
@@ -21,6 +22,7 @@ from memori_client.errors import (
     UnsupportedCall,
 )
 from memori_client.memori import Memori
+from memori_client.memory import RecalledMemory
 from memori_client.session import SessionInfo, SessionManager
 from memori_client.streams import AsyncChunkStream, ChunkStream
 
@@ -34,6 +36,8 @@ __all__ = [
     "Memori",
     "MemoriClosed",
     "MemoriError",
+    "MemoryOff",
+    "RecalledMemory",
     "ServiceError",
     "SessionAttributionMismatch",
     "SessionError",

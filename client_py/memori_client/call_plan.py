@@ -28,22 +28,30 @@ class CallPlan:
     request_id: str
     """Shared by every attempt, so a retry is answered from the first success. Empty when
     the client does not retry: the service's idempotency record costs a write per call."""
+    recall: chat_pb2.RecallOptions | None = None
+    """Long-term memory for the call (`Memori(recall=...)`); None: the server's default."""
 
     def unary(self) -> chat_pb2.CompleteRequest:
-        return chat_pb2.CompleteRequest(
+        request = chat_pb2.CompleteRequest(
             session_id=self.session_id,
             attribution=self.attribution,
             request_id=self.request_id,
             request=self.request,
         )
+        if self.recall is not None:
+            request.recall.CopyFrom(self.recall)
+        return request
 
     def streaming(self) -> chat_pb2.StreamCompleteRequest:
-        return chat_pb2.StreamCompleteRequest(
+        request = chat_pb2.StreamCompleteRequest(
             session_id=self.session_id,
             attribution=self.attribution,
             request_id=self.request_id,
             request=self.request,
         )
+        if self.recall is not None:
+            request.recall.CopyFrom(self.recall)
+        return request
 
 
 def plan_call(
@@ -53,6 +61,7 @@ def plan_call(
     attribution: common_pb2.Attribution,
     default_timeout: float | None,
     client: openai.OpenAI | openai.AsyncOpenAI,
+    recall: chat_pb2.RecallOptions | None = None,
 ) -> CallPlan:
     """Raises before any RPC for what cannot be sent: TypeError/ValueError/UnsupportedCall."""
     params = dict(arguments)
@@ -81,6 +90,7 @@ def plan_call(
         else _default(default_timeout, client),
         max_retries=max_retries,
         request_id=str(uuid.uuid4()) if max_retries else "",
+        recall=recall,
     )
 
 

@@ -14,13 +14,14 @@ import threading
 from typing import TYPE_CHECKING
 
 import grpc
-from memori_proto.v1 import chat_pb2_grpc, entity_pb2_grpc, session_pb2_grpc
+from memori_proto.v1 import chat_pb2_grpc, entity_pb2_grpc, memory_pb2_grpc, session_pb2_grpc
 
 from memori_client.errors import MemoriClosed
 
 if TYPE_CHECKING:
     from memori_proto.v1.chat_pb2_grpc import ChatServiceAsyncStub
     from memori_proto.v1.entity_pb2_grpc import EntityServiceAsyncStub
+    from memori_proto.v1.memory_pb2_grpc import MemoryServiceAsyncStub
     from memori_proto.v1.session_pb2_grpc import SessionServiceAsyncStub
 
 DEFAULT_TARGET = "localhost:50051"
@@ -61,6 +62,7 @@ class Connection:
         self._aio_chat: dict[asyncio.AbstractEventLoop, ChatServiceAsyncStub] = {}
         self._aio_sessions: dict[asyncio.AbstractEventLoop, SessionServiceAsyncStub] = {}
         self._aio_entities: dict[asyncio.AbstractEventLoop, EntityServiceAsyncStub] = {}
+        self._aio_memory: dict[asyncio.AbstractEventLoop, MemoryServiceAsyncStub] = {}
 
     def chat(self) -> chat_pb2_grpc.ChatServiceStub:
         stub = self._chat
@@ -83,6 +85,17 @@ class Connection:
         if stub is None:
             channel = self._aio_channel(loop)
             stub = self._aio_entities[loop] = entity_pb2_grpc.EntityServiceStub(channel)
+        return stub
+
+    def memory(self) -> memory_pb2_grpc.MemoryServiceStub:
+        return memory_pb2_grpc.MemoryServiceStub(self._sync_channel())
+
+    def aio_memory(self) -> MemoryServiceAsyncStub:
+        loop = asyncio.get_running_loop()
+        stub = self._aio_memory.get(loop)
+        if stub is None:
+            channel = self._aio_channel(loop)
+            stub = self._aio_memory[loop] = memory_pb2_grpc.MemoryServiceStub(channel)
         return stub
 
     def aio_chat(self) -> ChatServiceAsyncStub:
@@ -123,6 +136,7 @@ class Connection:
             self._aio_chat.pop(old, None)
             self._aio_sessions.pop(old, None)
             self._aio_entities.pop(old, None)
+            self._aio_memory.pop(old, None)
         channel = (
             grpc.aio.secure_channel(self.target, self._credentials, _CHANNEL_OPTIONS)
             if self._credentials is not None
@@ -147,6 +161,7 @@ class Connection:
             aio, self._aio = self._aio, {}
             self._chat = self._sessions = None
             self._aio_chat, self._aio_sessions, self._aio_entities = {}, {}, {}
+            self._aio_memory = {}
         if channel is not None and channel is not self._given_channel:
             channel.close()
         for loop, opened in aio.items():

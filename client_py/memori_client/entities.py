@@ -15,6 +15,7 @@ from memori_proto.v1 import entity_pb2
 
 from memori_client import identifiers
 from memori_client.errors import ServiceError
+from memori_client.memory import RecalledMemory, recall_async
 from memori_client.session import SessionInfo, openai_message
 from memori_client.status import read_status
 
@@ -105,10 +106,16 @@ def export_entity(memori: Memori, entity_id: str) -> Iterator[ExportedSession]:
 
 
 class AsyncEntities:
-    """`memori.aio`: the entity calls for event loops."""
+    """`memori.aio`: the entity and memory calls for event loops."""
 
     def __init__(self, memori: Memori) -> None:
         self._memori = memori
+
+    async def recall(
+        self, query: str, limit: int | None = None, *, token_budget: int | None = None
+    ) -> list[RecalledMemory]:
+        """`Memori.recall` over the event loop's channel."""
+        return await recall_async(self._memori, query, limit, token_budget)
 
     async def erase_entity(self, entity_id: str) -> Erased:
         erase, _ = _request(entity_id)

@@ -46,10 +46,16 @@ class MemoriClosed(MemoriError):
 
 
 class ServiceError(MemoriError):
-    """A session call (resume_current, recent, delete, history) failed for another reason."""
+    """A session, entity or memory call (resume_current, recent, delete, history, erase,
+    export, recall) failed for another reason."""
 
     def __init__(self, message: str, *, code: str, reason: str) -> None:
         super().__init__(message)
         self.code = code
         """The gRPC status name, e.g. UNAVAILABLE or UNAUTHENTICATED."""
         self.reason = reason
+
+
+class MemoryOff(ServiceError):
+    """Long-term memory was asked for (`recall(...)`, `Memori(recall=True)`), but the service
+    runs without it: start memori-server with `--memory` (MEMORI_MEMORY=on)."""

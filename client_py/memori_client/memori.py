@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import grpc
-from memori_proto.v1 import common_pb2
+from memori_proto.v1 import chat_pb2, common_pb2
 
 from memori_client import identifiers
 from memori_client.connection import Connection
@@ -28,6 +28,8 @@ from memori_client.entities import (
 )
 from memori_client.errors import AttributionRequired
 from memori_client.llm import LLM
+from memori_client.memory import RecalledMemory, recall_options
+from memori_client.memory import recall as recall_memories
 from memori_client.session import SessionManager
 
 
@@ -43,6 +45,11 @@ class Memori:
     timeout: default deadline of each call in seconds (a create's own `timeout=` wins;
         without either, the openai client's timeout applies).
     channel / aio_channel: ready channels to use instead (they stay open on close()).
+    recall: long-term memory in every chat call of the registered clients: True brings the
+        end user's best-matching earlier passages in as one system message, False never;
+        None (default) leaves it to the server's `--recall-default`. Needs `--memory`.
+    recall_limit / recall_token_budget: at most this many memories / tokens of them per
+        call (None: the server's defaults, 5 memories within 700 tokens).
     """
 
     def __init__(
@@ -54,7 +61,14 @@ class Memori:
         timeout: float | None = None,
         channel: grpc.Channel | None = None,
         aio_channel: grpc.aio.Channel | None = None,
+        recall: bool | None = None,
+        recall_limit: int | None = None,
+        recall_token_budget: int | None = None,
     ) -> None:
+        self.recall_options: chat_pb2.RecallOptions | None = recall_options(
+            recall, recall_limit, recall_token_budget
+        )
+        """Sent with each chat call; None: the server's `--recall-default` decides."""
         self.connection = Connection(
             target, api_key=api_key, tls=tls, channel=channel, aio_channel=aio_channel
         )
@@ -65,7 +79,7 @@ class Memori:
         self.session = SessionManager(self)
         self.llm = LLM(self)
         self.aio = AsyncEntities(self)
-        """The entity calls for async code: `await memori.aio.erase_entity(...)`."""
+        """The entity and memory calls for async code: `await memori.aio.recall(...)`."""
 
     def attribution(self, entity_id: str, process_id: str | None = None) -> Self:
         """Who the conversation belongs to: the end user (entity) and the agent (process).
@@ -118,6 +132,20 @@ class Memori:
         return self.session.append_messages(
             messages, session_id=session_id, request_id=request_id, create_time=create_time
         )
+
+    def recall(
+        self, query: str, limit: int | None = None, *, token_budget: int | None = None
+    ) -> list[RecalledMemory]:
+        """Search the end user's long-term memory (the Memori SDK's `recall`): the passages
+        of its sessions that best match `query`, best first, with their dates and sessions.
+
+        Scoped to this Memori's attribution: the entity's sessions with this process (agent),
+        or with every process when the attribution has none. The current session is searched
+        too. limit: at most this many (None: the service's default, 10; at most 100).
+        token_budget: at most this many tokens in all. Raises MemoryOff when the server runs
+        without `--memory`. Async code: `await memori.aio.recall(...)`.
+        """
+        return recall_memories(self, query, limit, token_budget)
 
     def erase_entity(self, entity_id: str) -> Erased:
         """Delete everything the service holds of this end user, under every process (agent),

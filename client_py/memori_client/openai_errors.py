@@ -3,7 +3,8 @@
 The gRPC status decides the class; when the service relays an upstream failure, the
 upstream's own HTTP status, message, type, code and param (ErrorInfo metadata) decide it,
 exactly as the openai SDK would have from the HTTP response. Session misuse raises the
-client's own `SessionError` instead.
+client's own `SessionError` instead, and recall asked of a server without long-term memory
+raises `MemoryOff`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import grpc
 import httpx2
 import openai
 
-from memori_client.errors import SessionAttributionMismatch, SessionError, SessionNotFound
+from memori_client.errors import (
+    MemoryOff,
+    SessionAttributionMismatch,
+    SessionError,
+    SessionNotFound,
+)
 from memori_client.status import CallStatus
 
 # What the service's own refusals (no upstream status attached) look like over HTTP.
@@ -52,6 +58,10 @@ def chat_error(
     session_error = _SESSION_ERRORS.get(status.reason)
     if session_error is not None:
         return session_error(status.message, session_id=session_id, reason=status.reason)
+    if status.reason == "MEMORY_OFF":  # Memori(recall=True) against a server without --memory
+        return MemoryOff(
+            f"{status.code.name}: {status.message}", code=status.code.name, reason=status.reason
+        )
     if status.code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return openai.APITimeoutError(request=request)
     if status.reason in _NO_ANSWER or (

@@ -34,6 +34,7 @@ class Binding(Protocol):
 
     connection: Connection
     timeout: float | None
+    recall_options: chat_pb2.RecallOptions | None
 
     def call_identity(self) -> tuple[str, common_pb2.Attribution]: ...
 
@@ -51,6 +52,7 @@ class _Route:
             attribution=attribution,
             default_timeout=self.binding.timeout,
             client=self.client,
+            recall=self.binding.recall_options,
         )
 
     def _error(self, plan: CallPlan, method: str, status: CallStatus) -> Exception:
