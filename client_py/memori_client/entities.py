@@ -32,6 +32,8 @@ class Erased:
     sessions: int
     messages: int
     requests: int
+    memories: int = 0
+    """Long-term memory passages (0 when the server runs without --memory)."""
 
 
 @dataclass(slots=True)
@@ -58,7 +60,10 @@ def _error(rpc_error: grpc.RpcError) -> ServiceError:
 
 def _erased(reply: entity_pb2.EraseResponse) -> Erased:
     return Erased(
-        reply.deleted_session_count, reply.deleted_message_count, reply.deleted_request_count
+        reply.deleted_session_count,
+        reply.deleted_message_count,
+        reply.deleted_request_count,
+        reply.deleted_memory_count,
     )
 
 
