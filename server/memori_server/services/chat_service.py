@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -50,7 +49,6 @@ from memori_server.tenant_limits import TenantLimits
 from memori_server.tokens import encoding_for
 from memori_server.validation import Violations
 
-MAX_REQUEST_ID_CHARS = 128
 LEASE_MARGIN_SECONDS = 30.0
 # Requests beyond these sizes are validated, assembled, counted and encoded in a worker
 # thread (and read and written on the database's thread path), so that one large call never
@@ -58,8 +56,6 @@ LEASE_MARGIN_SECONDS = 30.0
 HEAVY_REQUEST_BYTES = 64 * 1024
 HEAVY_MESSAGES = 64
 DEADLINE_MARGIN_SECONDS = 0.05
-# A retry that finds its request in flight looks again after these pauses (seconds).
-IN_FLIGHT_POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
 T = TypeVar("T")
 ChatCall = chat_pb2.CompleteRequest | chat_pb2.StreamCompleteRequest
 
@@ -88,16 +84,6 @@ def _is_large(messages: list[dict[str, Any]]) -> bool:
     return size > HEAVY_REQUEST_BYTES
 
 
-def _request_id(value: str, violations: Violations) -> str | None:
-    if not value:
-        return None
-    if len(value) > MAX_REQUEST_ID_CHARS:
-        violations.add("request_id", f"at most {MAX_REQUEST_ID_CHARS} characters")
-    elif any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
-        violations.add("request_id", "must not contain spaces or control characters")
-    return value
-
-
 def _prepare(
     request: ChatCall, tenant_id: str, limits: RequestLimits, heavy: bool, recall_default: bool
 ) -> PreparedCall:
@@ -114,7 +100,7 @@ def _prepare(
         if request.session_id
         else None
     )
-    request_id = _request_id(request.request_id, violations)
+    request_id = validation.request_id(request.request_id, "request_id", violations)
     if not request.HasField("request"):
         violations.add("request", "required: the chat completions request")
     chat = parse(request.request, limits, violations)
@@ -397,14 +383,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         assert call.request_id is not None
         longest = self._stream_limit(rpc) if stream else None
         lease = (longest or self._timeout(rpc)) + LEASE_MARGIN_SECONDS
-        for attempt in itertools.count():
-            claim = await self._requests.claim(
-                call.tenant_id, call.request_id, kind, call.fingerprint, lease
-            )
-            if claim.state is not ClaimState.IN_FLIGHT:
-                return claim
-            await asyncio.sleep(IN_FLIGHT_POLL[min(attempt, len(IN_FLIGHT_POLL) - 1)])
-        raise AssertionError("unreachable: the caller's deadline or the lease ends the wait")
+        return await self._requests.settled_claim(
+            call.tenant_id, call.request_id, kind, call.fingerprint, lease
+        )
 
     def _release(self, call: PreparedCall) -> None:
         """Drop the claim of a failed call in the background: it must survive cancellation
