@@ -22,17 +22,26 @@ category and overall, per mode and setting side by side, with the mean tokens re
 the p50 latency of a search (client-side, over loopback). The reference goal (on a public
 LoCoMo-like benchmark, other data) is a hybrid recall of at least 0.75 within 700 tokens, and
 the aim 0.90; plain hybrid retrieval over single messages reaches about 0.62 there.
+
+    python -m bench.memory_quality [--quick] [--database-url URL] [--details FILE]
+
+runs it alone: on a fresh SQLite file, and on a fresh PostgreSQL database too when an admin
+URL is given (or MEMORI_TEST_DATABASE_URL); `--details` writes each question's evidence,
+recall and returned memories per mode and setting (JSON); `--quick` is two entities.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import statistics
+import sys
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +59,7 @@ from memori_server.app import MemoriServer
 from memori_server.config import Settings
 
 from bench import memory_data
+from bench.launch import postgres_admin_url, postgres_database, sqlite_database
 from bench.memory_data import CATEGORIES, Dataset
 
 MODES = ("lexical", "dense", "hybrid")
@@ -390,3 +400,51 @@ def write_details(path: Path, results: Sequence[Result]) -> None:
                 }
             )
     path.write_text(json.dumps(records, indent=1) + "\n")
+
+
+def databases(
+    workdir: Path, admin_url: str | None
+) -> Iterator[tuple[str, AbstractContextManager[str]]]:
+    """A fresh SQLite file under `workdir`, then a fresh PostgreSQL database if configured."""
+    yield "sqlite", sqlite_database(workdir)
+    if admin_url is not None:
+        yield "postgresql", postgres_database(admin_url)
+
+
+def run(plan: Plan, admin_url: str | None, details: Path | None = None) -> list[Result]:
+    """The benchmark on each database, its report printed."""
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="memori-memory-quality-") as tmp:
+        for backend, database in databases(Path(tmp), admin_url):
+            with database as url:
+                print(f"memory_quality: {backend}; {describe(plan)}", flush=True)
+                results.append(asyncio.run(measure(url, backend, plan)))
+    print()
+    print(format_report(results))
+    if details is not None:
+        write_details(details, results)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.memory_quality",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="two entities (a smoke run)")
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL admin URL (else MEMORI_TEST_DATABASE_URL; SQLite only when neither "
+        "is set)",
+    )
+    parser.add_argument(
+        "--details", type=Path, metavar="FILE", help="write per-question results here (JSON)"
+    )
+    args = parser.parse_args(argv)
+    run(QUICK if args.quick else FULL, postgres_admin_url(args.database_url), args.details)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

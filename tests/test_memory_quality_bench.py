@@ -1,18 +1,21 @@
 """The memory_quality benchmark still runs end to end against the real server (a smoke run).
 
-Two entities of bench/memory_data.py's dataset are stored with AppendMessages into a fresh
-SQLite file, indexed, and searched in each mode by MemoriServer in this process
-(`memory_quality.measure` with the QUICK plan), as `./dev bench --quick --only
-memory_quality` does. It checks that everything is stored and indexed, that searches stay
-within the entity and the asked page size and budget, that every mode finds something, and
-that the report is complete. It asserts nothing about quality: the figures of two entities
+`python -m bench.memory_quality --quick` in this process (`memory_quality.run` with the QUICK
+plan, SQLite only): two entities of bench/memory_data.py's dataset are stored with
+AppendMessages into a fresh SQLite file, indexed, and searched in each mode by MemoriServer.
+It checks that everything is stored and indexed, that searches stay within the entity and the
+asked page size and budget, that every mode finds something, and that the report and the
+details file are complete. It asserts nothing about quality: the figures of two entities
 mean little.
 """
 
 from __future__ import annotations
 
-import asyncio
+import io
+import json
 import re
+from contextlib import redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,12 +27,26 @@ from bench.memory_quality import MODES, SETTINGS
 pytestmark = pytest.mark.timeout(600)
 
 
+@dataclass(frozen=True)
+class Run:
+    result: memory_quality.Result
+    printed: str
+    details: Path
+
+
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> memory_quality.Result:
-    database = tmp_path_factory.mktemp("memory-quality") / "bench.db"
-    return asyncio.run(
-        memory_quality.measure(f"sqlite:///{database}", "sqlite", memory_quality.QUICK)
-    )
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    details = tmp_path_factory.mktemp("memory-quality") / "details.json"
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        results = memory_quality.run(memory_quality.QUICK, None, details)
+    assert len(results) == 1
+    return Run(results[0], printed.getvalue(), details)
+
+
+@pytest.fixture(scope="module")
+def result(run: Run) -> memory_quality.Result:
+    return run.result
 
 
 def test_everything_is_stored_and_indexed(result: memory_quality.Result) -> None:
@@ -69,8 +86,8 @@ def test_searches_stay_within_the_entity_page_and_budget(result: memory_quality.
             assert mode.p50_ms(label) > 0
 
 
-def test_the_report_is_complete(result: memory_quality.Result, tmp_path: Path) -> None:
-    report = memory_quality.format_report([result])
+def test_the_report_and_details_are_complete(run: Run) -> None:
+    report = run.printed
     rows = re.findall(
         r"^sqlite\s+(700 tokens|10 results)\s+(\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$",
         report,
@@ -82,6 +99,17 @@ def test_the_report_is_complete(result: memory_quality.Result, tmp_path: Path) -
     for _setting, _category, _n, *values in rows:
         assert all(0.0 <= float(value) <= 1.0 for value in values), report
     assert re.search(r"^sqlite: stored in [\d.]+ s and indexed in [\d.]+ s", report, re.M)
-    details = tmp_path / "details.json"
-    memory_quality.write_details(details, [result])
-    assert details.read_text().count('"question"') == len(result.dataset.questions)
+    assert "hybrid recall within 700 tokens" in report
+    records = json.loads(run.details.read_text())
+    assert len(records) == len(run.result.dataset.questions)
+    for record in records:
+        assert record["evidence"]
+        assert set(record["modes"]) == set(MODES)
+        for mode in record["modes"].values():
+            assert set(mode) == {label for label, _, _ in SETTINGS}
+
+
+def test_the_command_line_parses() -> None:
+    with pytest.raises(SystemExit) as exited, redirect_stdout(io.StringIO()):
+        memory_quality.main(["--help"])
+    assert exited.value.code == 0
