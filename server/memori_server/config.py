@@ -163,11 +163,12 @@ class Settings(BaseSettings):
         "or one of the two alone (for comparison).",
     )
     memory_index_duty: float = Field(
-        0.5,
+        1.0,
         gt=0,
         le=1,
-        description="Share of one core the background indexer may use for embedding; it rests "
-        "in between so completions keep the rest.",
+        description="Share of one core the background indexer may use for embedding at most "
+        "(it embeds at the lowest scheduling priority anyway, so it takes idle CPU first); "
+        "below 1 it rests between batches.",
     )
     memory_index_interval: float = Field(
         2.0,

@@ -1,10 +1,12 @@
 """Background indexing: stored messages become passages with embeddings, batch by batch.
 
-It never delays a completion: it runs as one task beside the server, embeds on a thread of
-its own, and rests after each batch in proportion to the CPU the batch took (`duty`), so it
-uses at most that share of one core. Its progress is the sessions' watermark in the
-database, so a restart resumes where it stopped, and several server processes on one
-PostgreSQL share the work (a session two of them index at once is stored by one).
+It never delays a completion: it runs as one task beside the server and embeds on a thread
+of its own at the lowest scheduling priority (nice 19), so the kernel gives the cores to
+the event loop and to other processes first and indexing takes what is idle; `duty` can cap
+it further (it then rests after each batch in proportion to the time the batch took). Its
+progress is the sessions' watermark in the database, so a restart resumes where it stopped,
+and several server processes on one PostgreSQL share the work (a session two of them index
+at once is stored by one).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +36,13 @@ SESSIONS_PER_ROUND = 16
 MESSAGES_PER_SESSION = 256
 
 
+def _lowest_priority() -> None:
+    """Make the calling thread the kernel's last choice for a core (Linux schedules threads
+    one by one; elsewhere this does nothing)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 class Indexer:
     def __init__(
         self,
@@ -46,7 +57,9 @@ class Indexer:
         self._duty = duty
         self._interval = interval
         self._wake = asyncio.Event()
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="memory-index")
+        self._thread = ThreadPoolExecutor(
+            1, thread_name_prefix="memory-index", initializer=_lowest_priority
+        )
         self._encoding = bundled_encoding()
 
     def poke(self) -> None:

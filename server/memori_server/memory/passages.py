@@ -15,8 +15,12 @@ from typing import Any
 from memori_server.domain import INSTRUCTION_ROLES
 
 # A long message (a pasted document, a generated essay) is cut: a passage must stay a
-# recallable memory, not a page, and its embedding only reads the beginning anyway.
+# recallable memory, not a page, and its embedding only reads the beginning anyway. What
+# the user said is kept longer than the replies: it holds what is theirs to remember, and a
+# reply's gist is enough to recall the exchange (measured: cutting replies to a few
+# sentences fits more memories in a recall budget and indexes faster).
 MAX_MESSAGE_CHARS = 1200
+MAX_REPLY_CHARS = 280
 # An exchange with a long tool loop is split, so one passage stays within a recall budget.
 MAX_PASSAGE_MESSAGES = 6
 
@@ -52,9 +56,9 @@ class Passage:
         return "\n".join(f"{line.role}: {line.text}" for line in self.lines)
 
 
-def _clipped(text: str) -> str:
+def _clipped(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def message_text(content: str | None, parts: Any, tool_calls: Any) -> str:
@@ -69,7 +73,7 @@ def message_text(content: str | None, parts: Any, tool_calls: Any) -> str:
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
             pieces.append(f"[called {function.get('name', '')}({function.get('arguments', '')})]")
-    return _clipped(" ".join(pieces))
+    return " ".join(pieces)
 
 
 def line_of(row: Any) -> StoredLine | None:
@@ -77,7 +81,8 @@ def line_of(row: Any) -> StoredLine | None:
     instructions (system, developer) and messages without words."""
     if row.role in INSTRUCTION_ROLES:
         return None
-    text = message_text(row.content, row.content_parts, row.tool_calls)
+    limit = MAX_MESSAGE_CHARS if row.role == "user" else MAX_REPLY_CHARS
+    text = _clipped(message_text(row.content, row.content_parts, row.tool_calls), limit)
     if not text:
         return None
     return StoredLine(int(row.seq), row.role, text, row.create_time)

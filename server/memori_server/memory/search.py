@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,8 +19,18 @@ import numpy as np
 import numpy.typing as npt
 
 from memori_server.memory.embedder import Embedder, from_stored
-from memori_server.memory.ranking import fts5_match, fused, query_words, tsquery, within
+from memori_server.memory.ranking import (
+    LEXICAL_HALF_STRENGTH,
+    combined,
+    fts5_match,
+    query_words,
+    ranked_by,
+    saturated,
+    tsquery,
+    within,
+)
 from memori_server.metrics import MEMORY_SEARCH_SECONDS, MEMORY_VECTOR_CACHE_BYTES
+from memori_server.storage.memory_statements import MAX_FETCH
 from memori_server.storage.memory_store import MemoryStore, scope_token
 
 # Candidates each ranking contributes to the fusion, at least.
@@ -158,21 +168,24 @@ class MemorySearch:
         exclude_session_id: str,
     ) -> list[FoundMemory]:
         candidates = max(MIN_CANDIDATES, 3 * page_size)
-        rankings: list[list[int]] = []
+        lexical: dict[int, float] = {}
+        dense: dict[int, float] = {}
         if self._mode is not SearchMode.DENSE:
-            rankings.append(
-                await self._lexical(
-                    tenant_id, entity_id, process_id, exclude_session_id, query, candidates
-                )
+            lexical = await self._lexical(
+                tenant_id, entity_id, process_id, exclude_session_id, query, candidates
             )
         if self._mode is not SearchMode.LEXICAL:
-            rankings.append(
-                await self._dense(
-                    tenant_id, entity_id, process_id, exclude_session_id, query, candidates
-                )
+            dense = await self._dense(
+                tenant_id,
+                entity_id,
+                process_id,
+                exclude_session_id,
+                query,
+                candidates,
+                also=lexical.keys(),
             )
-        ranked = fused(rankings)
-        rows = await self._store.passages(tenant_id, [item for item, _ in ranked[:128]])
+        ranked = combined(dense, lexical) if dense else ranked_by(lexical)
+        rows = await self._store.passages(tenant_id, [item for item, _ in ranked[:MAX_FETCH]])
         tokens = {passage_id: int(row.token_count) for passage_id, row in rows.items()}
         return [
             FoundMemory(
@@ -196,10 +209,11 @@ class MemorySearch:
         exclude_session_id: str,
         query: str,
         limit: int,
-    ) -> list[int]:
+    ) -> dict[int, float]:
+        """Full-text matches: passage id -> match strength in [0, 1)."""
         words = query_words(query)
         if not words:
-            return []
+            return {}
         if self._store.dialect == "sqlite":
             match = fts5_match(scope_token(tenant_id, entity_id), words)
         else:
@@ -211,7 +225,11 @@ class MemorySearch:
             "all_processes": int(process_id is None),
             "exclude_session_id": exclude_session_id,
         }
-        return [passage_id for passage_id, _ in await self._store.lexical(scope, match, limit)]
+        half = LEXICAL_HALF_STRENGTH[self._store.dialect]
+        return {
+            passage_id: saturated(score, half)
+            for passage_id, score in await self._store.lexical(scope, match, limit)
+        }
 
     async def _dense(
         self,
@@ -221,13 +239,16 @@ class MemorySearch:
         exclude_session_id: str,
         query: str,
         limit: int,
-    ) -> list[int]:
+        also: Iterable[int] = (),
+    ) -> dict[int, float]:
+        """Cosine similarities: of the `limit` nearest passages, and of the passages `also`
+        names (the full-text matches), which fusion needs."""
         loop = asyncio.get_running_loop()
         embedding = loop.run_in_executor(self._queries, self._embedder.embed_one, query)
         held = await self._entity_vectors(tenant_id, entity_id)
         vector = await embedding
         if not len(held.ids):
-            return []
+            return {}
         scores = held.matrix @ vector
         allowed = held.sessions != exclude_session_id
         if process_id is not None:
@@ -235,10 +256,17 @@ class MemorySearch:
         scores = np.where(allowed, scores, -np.inf)
         count = min(limit, int(allowed.sum()))
         if count == 0:
-            return []
+            return {}
         top = np.argpartition(-scores, count - 1)[:count]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [int(held.ids[index]) for index in top]
+        found = {int(held.ids[index]): float(scores[index]) for index in top}
+        wanted = np.fromiter(also, dtype=np.int64)
+        if len(wanted):
+            # Passage ids are held in ascending order: their positions by binary search.
+            positions = np.searchsorted(held.ids, wanted)
+            for position in positions[positions < len(held.ids)]:
+                if allowed[position]:
+                    found.setdefault(int(held.ids[position]), float(scores[position]))
+        return found
 
     async def _entity_vectors(self, tenant_id: str, entity_id: str) -> _EntityVectors:
         key = (tenant_id, entity_id)

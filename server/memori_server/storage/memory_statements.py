@@ -127,21 +127,21 @@ class MemoryStatements:
         )
         if dialect.name == "sqlite":
             ranked = (
-                "SELECT p.id, bm25(memory_fts, 0.0, 1.0) AS rank FROM memory_fts "
+                "SELECT p.id, -bm25(memory_fts, 0.0, 1.0) AS score FROM memory_fts "
                 "JOIN memory_passages AS p ON p.id = memory_fts.rowid "
                 "WHERE memory_fts MATCH :match AND p.tenant_id = :tenant_id "
                 "AND p.entity_id = :entity_id "
                 "AND (:all_processes = 1 OR p.process_id = :process_id) "
-                "AND p.session_id != :exclude_session_id ORDER BY rank LIMIT :limit"
+                "AND p.session_id != :exclude_session_id ORDER BY score DESC, p.id LIMIT :limit"
             )
         else:
             ranked = (
-                "SELECT p.id, ts_rank_cd(to_tsvector('english', p.text), q.query) AS rank "
+                "SELECT p.id, ts_rank_cd(to_tsvector('english', p.text), q.query) AS score "
                 "FROM memory_passages AS p, to_tsquery('english', :match) AS q(query) "
                 "WHERE to_tsvector('english', p.text) @@ q.query AND p.tenant_id = :tenant_id "
                 "AND p.entity_id = :entity_id "
                 "AND (:all_processes = 1 OR p.process_id = :process_id) "
-                "AND p.session_id != :exclude_session_id ORDER BY rank DESC, p.id LIMIT :limit"
+                "AND p.session_id != :exclude_session_id ORDER BY score DESC, p.id LIMIT :limit"
             )
         self.lexical = c(
             sql_text(ranked).bindparams(

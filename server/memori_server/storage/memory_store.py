@@ -181,8 +181,9 @@ class MemoryStore:
     async def lexical(
         self, scope: dict[str, Any], match: str, limit: int
     ) -> list[tuple[int, float]]:
-        """Passage ids by full-text rank, best first. `scope`: tenant_id, entity_id,
-        process_id, all_processes (1: any process), exclude_session_id ('' for none)."""
+        """(passage id, full-text score: higher is better), best first. `scope`:
+        tenant_id, entity_id, process_id, all_processes (1: any process),
+        exclude_session_id ('' for none)."""
         rows = await self._read(
             Op(self._sql.lexical, {**scope, "match": match, "limit": limit}, Fetch.ALL)
         )
