@@ -170,6 +170,14 @@ class Settings(BaseSettings):
         "(it embeds at the lowest scheduling priority anyway, so it takes idle CPU first); "
         "below 1 it rests between batches.",
     )
+    memory_index_threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Threads the indexer's model session may use (at the lowest priority, so "
+        "they only take cores nothing else wants). Its own session: about 100 MiB more "
+        "memory than search alone.",
+    )
     memory_index_interval: float = Field(
         2.0,
         gt=0,

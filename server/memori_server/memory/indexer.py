@@ -18,7 +18,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from memori_server.memory.embedder import Embedder, to_stored
@@ -47,13 +47,16 @@ class Indexer:
     def __init__(
         self,
         store: MemoryStore,
-        embedder: Embedder,
+        make_embedder: Callable[[], Embedder],
         *,
         duty: float,
         interval: float,
     ) -> None:
         self._store = store
-        self._embedder = embedder
+        # The indexer's own model session, made on its thread at first use: the threads
+        # onnxruntime starts for it then inherit that thread's low priority.
+        self._make_embedder = make_embedder
+        self._embedder: Embedder | None = None
         self._duty = duty
         self._interval = interval
         self._wake = asyncio.Event()
@@ -118,6 +121,8 @@ class Indexer:
         built: Sequence[Passage] = passages_of(lines)
         if not built:
             return []
+        if self._embedder is None:
+            self._embedder = self._make_embedder()
         vectors = to_stored(self._embedder.embed([passage.text for passage in built]))
         return [
             NewPassage(

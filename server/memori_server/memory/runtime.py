@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from memori_server.config import Settings
@@ -30,7 +31,7 @@ class MemoryRuntime:
         self.recall = Recall(self.search, settings.recall_default)
         self.indexer = Indexer(
             self.store,
-            embedder,
+            functools.partial(Embedder, settings.memory_index_threads),
             duty=settings.memory_index_duty,
             interval=settings.memory_index_interval,
         )
