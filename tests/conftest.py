@@ -165,3 +165,20 @@ def client(memori: Memori) -> openai.OpenAI:
     registered = sync_client()
     memori.llm.register(registered)
     return registered
+
+
+@pytest.fixture(scope="module")
+def memory_server(
+    fresh_module_database_url: str, upstream: StandinThread
+) -> Iterator[InProcessServer]:
+    """A server with `--memory` on a fresh database of each backend, indexing promptly."""
+    running = InProcessServer(
+        make_settings(
+            fresh_module_database_url,
+            upstream_base_url=upstream.base_url,
+            memory=True,
+            memory_index_interval=0.2,
+        )
+    )
+    yield running
+    running.close()

@@ -8,7 +8,6 @@ memory, which is where the refusals are checked.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,50 +16,22 @@ from typing import Any
 import grpc
 import pytest
 from memori_client import AttributionRequired, Memori, MemoryOff, RecalledMemory, ServiceError
-from memori_proto.v1 import memory_pb2, memory_pb2_grpc
+from memori_proto.v1 import memory_pb2_grpc
 from openai.types.chat import ChatCompletion
 
 from standin_upstream import StandinThread
 from tests.chat_calls import MODEL, sent_messages
 from tests.client_support import ask, async_client, sync_client, user
-from tests.conftest import make_settings
 from tests.in_process import InProcessServer
+from tests.memory_support import wait_indexed
 
 DEAD = "127.0.0.1:9"
-
-
-@pytest.fixture(scope="module")
-def memory_server(
-    fresh_module_database_url: str, upstream: StandinThread
-) -> Iterator[InProcessServer]:
-    running = InProcessServer(
-        make_settings(
-            fresh_module_database_url,
-            upstream_base_url=upstream.base_url,
-            memory=True,
-            memory_index_interval=0.2,
-            memory_index_duty=1.0,
-        )
-    )
-    yield running
-    running.close()
 
 
 @pytest.fixture(scope="module")
 def index_status(memory_server: InProcessServer) -> Iterator[memory_pb2_grpc.MemoryServiceStub]:
     with grpc.insecure_channel(memory_server.target) as channel:
         yield memory_pb2_grpc.MemoryServiceStub(channel)
-
-
-def wait_indexed(stub: memory_pb2_grpc.MemoryServiceStub, timeout: float = 60.0) -> None:
-    """Until everything stored so far is searchable (indexing runs in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = stub.GetIndexStatus(memory_pb2.GetIndexStatusRequest())
-        if status.pending_message_count == 0:
-            return
-        assert time.monotonic() < deadline, f"still pending: {status}"
-        time.sleep(0.05)
 
 
 def new_user() -> str:

@@ -6,7 +6,6 @@ the other tests runs without memory, which is how it stays opt-in.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,24 +29,8 @@ from tests.chat_calls import chat_request, complete, message, sent_messages, sto
 from tests.conftest import make_settings
 from tests.factories import attribution, new_id
 from tests.in_process import InProcessServer
+from tests.memory_support import wait_indexed
 from tests.rpc_errors import call_fails
-
-
-@pytest.fixture(scope="module")
-def memory_server(
-    fresh_module_database_url: str, upstream: StandinThread
-) -> Iterator[InProcessServer]:
-    running = InProcessServer(
-        make_settings(
-            fresh_module_database_url,
-            upstream_base_url=upstream.base_url,
-            memory=True,
-            memory_index_interval=0.2,
-            memory_index_duty=1.0,
-        )
-    )
-    yield running
-    running.close()
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +52,6 @@ def chat(memory_channel: grpc.Channel) -> chat_pb2_grpc.ChatServiceStub:
 @pytest.fixture
 def sessions(memory_channel: grpc.Channel) -> session_pb2_grpc.SessionServiceStub:
     return session_pb2_grpc.SessionServiceStub(memory_channel)
-
-
-def wait_indexed(memory: memory_pb2_grpc.MemoryServiceStub, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = memory.GetIndexStatus(memory_pb2.GetIndexStatusRequest())
-        if status.pending_message_count == 0:
-            return
-        assert time.monotonic() < deadline, f"still pending: {status}"
-        time.sleep(0.05)
 
 
 def search(

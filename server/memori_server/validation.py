@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -104,6 +105,22 @@ def update_time_floor(
             elif window < now - datetime.min.replace(tzinfo=UTC):
                 floors.append(now - window)  # a longer window admits everything
     return max(floors) if floors else None
+
+
+def turn_target(request: Any, violations: Violations) -> tuple[Attribution, str | None, str | None]:
+    """What a call that stores a turn names (a completion, an append): its attribution
+    (required), the optional session id and the optional request id."""
+    if request.HasField("attribution"):
+        owner = attribution(
+            request.attribution.entity_id, request.attribution.process_id, "attribution", violations
+        )
+    else:
+        violations.add("attribution", "required: {entity_id, process_id}")
+        owner = Attribution("", "")
+    session = (
+        session_id(request.session_id, "session_id", violations) if request.session_id else None
+    )
+    return owner, session, request_id(request.request_id, "request_id", violations)
 
 
 def request_id(value: str, field: str, violations: Violations) -> str | None:

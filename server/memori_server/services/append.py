@@ -68,19 +68,7 @@ def _validate(
     request: session_pb2.AppendMessagesRequest, limits: RequestLimits, now: datetime
 ) -> _Append:
     violations = Violations()
-    if request.HasField("attribution"):
-        attribution = validation.attribution(
-            request.attribution.entity_id, request.attribution.process_id, "attribution", violations
-        )
-    else:
-        violations.add("attribution", "required: {entity_id, process_id}")
-        attribution = Attribution("", "")
-    session_id = (
-        validation.session_id(request.session_id, "session_id", violations)
-        if request.session_id
-        else None
-    )
-    request_id = validation.request_id(request.request_id, "request_id", violations)
+    attribution, session_id, request_id = validation.turn_target(request, violations)
     messages, content_urls = parse_messages(
         request.messages, limits, "messages", violations, TOO_MANY_HINT
     )

@@ -88,19 +88,7 @@ def _prepare(
     request: ChatCall, tenant_id: str, limits: RequestLimits, heavy: bool, recall_default: bool
 ) -> PreparedCall:
     violations = Violations()
-    if request.HasField("attribution"):
-        attribution = validation.attribution(
-            request.attribution.entity_id, request.attribution.process_id, "attribution", violations
-        )
-    else:
-        violations.add("attribution", "required: {entity_id, process_id}")
-        attribution = Attribution("", "")
-    session_id = (
-        validation.session_id(request.session_id, "session_id", violations)
-        if request.session_id
-        else None
-    )
-    request_id = validation.request_id(request.request_id, "request_id", violations)
+    attribution, session_id, request_id = validation.turn_target(request, violations)
     if not request.HasField("request"):
         violations.add("request", "required: the chat completions request")
     chat = parse(request.request, limits, violations)
