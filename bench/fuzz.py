@@ -32,7 +32,7 @@ from standin_upstream import Behaviour
 from tests.fuzz_cases import FAMILIES, Fuzzer, Outcome, Rpc, harvest, serving_problems
 
 CASES = 10_000
-QUICK_CASES = 48
+QUICK_CASES = 72  # every family has at least one case per RPC (13 structured RPCs)
 SHARES = {"structured": 0.4, "raw bytes": 0.25, "page tokens": 0.15, "upstream replies": 0.2}
 SHOWN_CASES = 200  # distinct INTERNAL/UNKNOWN cases printed per backend
 _LOG_START = re.compile(r"^\d{4}-\d\d-\d\dT")

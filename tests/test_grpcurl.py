@@ -110,6 +110,7 @@ def test_list_shows_services(memori: ServerProcess) -> None:
         "memori.v1.SessionService",
         "memori.v1.ChatService",
         "memori.v1.EntityService",
+        "memori.v1.MemoryService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
     } <= services
@@ -117,7 +118,7 @@ def test_list_shows_services(memori: ServerProcess) -> None:
 
 def test_list_methods_of_session_service(memori: ServerProcess) -> None:
     methods = set(ok(grpcurl(memori, "list", "memori.v1.SessionService")).split())
-    expected = {"Reset", "Set", "Get", "List", "Delete", "ListMessages"}
+    expected = {"Reset", "Set", "Get", "List", "Delete", "ListMessages", "AppendMessages"}
     assert methods == {f"memori.v1.SessionService.{name}" for name in expected}
 
 
