@@ -16,7 +16,10 @@
   (bench/data_lifecycle.py);
 - hot_path: the server's CPU per completion and throughput with 32 Python-client callers
   (each its own Memori and AsyncOpenAI) against 32 direct callers, at 0, 10 and about 300
-  messages in the window (bench/hot_path.py).
+  messages in the window (bench/hot_path.py);
+- memory_perf: long-term memory's goals: what recall adds to Complete for an entity of 10,000
+  messages, the indexing rate, Complete p99 while indexing, the server's memory with the
+  model (servers of its own with --memory, each on a fresh database; bench/memory_perf.py).
 
 Each database backend gets one server process (`bench.bench_server`, the real app) and one
 stand-in upstream process (`python -m standin_upstream`); the load comes from this process.
@@ -44,6 +47,7 @@ from bench import (
     fuzz,
     health_under_load,
     hot_path,
+    memory_perf,
     session_get,
     ts_client_overhead,
 )
@@ -65,6 +69,7 @@ BENCHMARKS = (
     "health_under_load",
     "data_lifecycle",
     "hot_path",
+    "memory_perf",
 )
 
 
@@ -202,9 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     hot_results: list[hot_path.Result] = []
     hot_plan = hot_path.QUICK if args.quick else hot_path.FULL
     lifecycle_plan = data_lifecycle.QUICK if args.quick else data_lifecycle.FULL
+    memory_results: list[memory_perf.Result] = []
+    admin_url = postgres_admin_url(args.database_url)
+    shared = selected - {"memory_perf"}  # memory_perf starts servers of its own
     with tempfile.TemporaryDirectory(prefix="memori-bench-") as tmp:
         workdir = Path(tmp)
-        for backend, database in _databases(workdir, postgres_admin_url(args.database_url)):
+        for backend, database in _databases(workdir, admin_url) if shared else ():
             profile = workdir / f"{backend}.prof" if args.profile else None
             with database as url:
                 seeded = None
@@ -329,6 +337,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 )
                             )
                         )
+        if "memory_perf" in selected:
+            plan_memory = memory_perf.QUICK if args.quick else memory_perf.FULL
+            with StandinProcess() as upstream:
+                for backend, fresh in memory_perf.databases(workdir, admin_url):
+                    print(f"memory_perf: {backend}; {memory_perf.describe(plan_memory)}")
+                    memory_results.append(
+                        memory_perf.measure(backend, fresh, upstream.base_url, plan_memory)
+                    )
     if get_results:
         print()
         print(session_get.format_table(get_results))
@@ -353,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if lifecycle_results:
         print()
         print(data_lifecycle.format_report(lifecycle_results))
+    if memory_results:
+        print()
+        print(memory_perf.format_report(memory_results))
     if args.fail_above is not None and any(r.p50_ratio > args.fail_above for r in get_results):
         return 1
     return 0 if all(result.passed for result in fuzz_results) else 1

@@ -56,7 +56,7 @@ def _close(printed: float, expected: float) -> bool:
     return abs(printed - expected) <= 0.01 + 0.01 * expected
 
 
-def _bench_quick(*only: str) -> subprocess.CompletedProcess[str]:
+def _bench_quick(*only: str, timeout: float = 110) -> subprocess.CompletedProcess[str]:
     """`python -m bench --quick` on SQLite alone, with these benchmarks."""
     return subprocess.run(
         [PYTHON, "-m", "bench", "--quick", "--database-url", "", *(f"--only={n}" for n in only)],
@@ -64,7 +64,7 @@ def _bench_quick(*only: str) -> subprocess.CompletedProcess[str]:
         env={**python_env(ROOT), "MEMORI_TEST_DATABASE_URL": ""},
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=timeout,
         check=False,
     )
 
@@ -235,3 +235,80 @@ def test_data_lifecycle_reports_records_erasure_and_commit_cost() -> None:
     assert erase is not None, output
     assert int(erase.group(1)) == 2000, output
     assert _LIFECYCLE_SYNC.search(result.stdout) is not None, output
+
+
+_MEMORY_RECALL = re.compile(
+    r"^1 recall adds <= 15 ms p50 to Complete\s+([+-][\d.]+) ms p50 \(([\d.]+)x\); "
+    r"p99 [+-][\d.]+ ms \([\d.]+x\)\s+(meets|MISSES)$",
+    re.M,
+)
+_MEMORY_CALLS = re.compile(
+    r"^  (Complete, recall on|Complete, recall off|MemoryService.Search alone)\s+"
+    r"p50 ([\d.]+) ms  p99 ([\d.]+) ms  (\d+) calls(.*)$",
+    re.M,
+)
+_MEMORY_INDEX = re.compile(
+    r"^2 indexing >= 100 messages/s, duty ([\d.]+)( \(default\))?\s+([\d.]+) messages/s: "
+    r"(\d+) in ([\d.]+) s "
+    r"\(stored in [\d.]+ s\); server CPU ([\d.]+) cores, [\d.]+ ms a message\s+(meets|MISSES)$",
+    re.M,
+)
+_MEMORY_BUSY = re.compile(
+    r"^3 Complete p99 while indexing <= 1.2x idle\s+([\d.]+)x: busy ([\d.]+) ms, "
+    r"idle ([\d.]+) ms \(median p99 of 1 windows of 10; .*\)\s+(meets|MISSES)$",
+    re.M,
+)
+_MEMORY_RSS = re.compile(
+    r"^4 server RSS with the model \(reported\)\s+startup (\d+) MiB with --memory, (\d+) "
+    r"without \([+-]\d+\); loaded (\d+) and (\d+) MiB \([+-]\d+\)\s+reported$",
+    re.M,
+)
+
+
+def test_memory_perf_reports_every_goal() -> None:
+    """`--only memory_perf --quick` (200 messages, a few calls): servers with and without
+    --memory start, recall recalls, indexing finishes at both duties, and every goal's figure
+    and verdict is printed, with where a search's time goes."""
+    result = _bench_quick("memory_perf", timeout=300)
+    output = f"{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, output
+    assert "memory_perf: sqlite: 200 messages (4 sessions x 50) for one entity" in output
+    recall = _MEMORY_RECALL.search(result.stdout)
+    assert recall is not None, output
+    calls = {
+        name: (float(p50), int(count), rest)
+        for name, p50, _p99, count, rest in _MEMORY_CALLS.findall(result.stdout)
+    }
+    assert calls.keys() == {
+        "Complete, recall on",
+        "Complete, recall off",
+        "MemoryService.Search alone",
+    }, output
+    assert all(count == 10 for _p50, count, _rest in calls.values()), output
+    memories = re.search(r"([\d.]+) memories a call", calls["Complete, recall on"][2])
+    assert memories is not None, output
+    assert float(memories.group(1)) > 0, output
+    on, off = calls["Complete, recall on"][0], calls["Complete, recall off"][0]
+    assert abs(float(recall.group(1)) - (on - off)) <= 0.02, output
+    assert _close(float(recall.group(2)), on / off), output
+    indexing = {
+        (duty, bool(default)): int(messages)
+        for duty, default, _rate, messages, *_ in _MEMORY_INDEX.findall(output)
+    }
+    assert sorted(duty for duty, _ in indexing) == ["0.5", "1"], output
+    assert sum(default for _, default in indexing) == 1, output  # the default duty is marked
+    assert set(indexing.values()) == {200}, output
+    busy = _MEMORY_BUSY.search(result.stdout)
+    assert busy is not None, output
+    assert _close(float(busy.group(1)), float(busy.group(2)) / float(busy.group(3))), output
+    assert re.search(r"^  idle windows\s+p99 [\d.]+ ms; p50 [\d.]+ ms; pending", output, re.M)
+    assert re.search(r"^  busy windows\s+p99 [\d.]+ ms; p50 [\d.]+ ms; pending", output, re.M)
+    rss = _MEMORY_RSS.search(result.stdout)
+    assert rss is not None, output
+    startup_with, startup_without = int(rss.group(1)), int(rss.group(2))
+    assert startup_with > startup_without + 50, output  # the model is loaded
+    breakdown = re.search(
+        r"^where a search's time goes .*: query embedding ([\d.]+), ", output, re.M
+    )
+    assert breakdown is not None, output
+    assert float(breakdown.group(1)) > 0, output
