@@ -1,7 +1,7 @@
 """The statements of long-term memory, compiled once per dialect like `statements`.
 
 Full-text search differs by database: SQLite's FTS5 table (its `scope` token restricts a
-match to one tenant's entity) and PostgreSQL's `to_tsvector` GIN index. Everything else is
+match to one tenant's entity) and PostgreSQL's stored `search_vector` with a GIN index. Everything else is
 SQLAlchemy Core.
 """
 
@@ -136,9 +136,9 @@ class MemoryStatements:
             )
         else:
             ranked = (
-                "SELECT p.id, ts_rank_cd(to_tsvector('english', p.text), q.query) AS score "
+                "SELECT p.id, ts_rank_cd(p.search_vector, q.query) AS score "
                 "FROM memory_passages AS p, to_tsquery('english', :match) AS q(query) "
-                "WHERE to_tsvector('english', p.text) @@ q.query AND p.tenant_id = :tenant_id "
+                "WHERE p.search_vector @@ q.query AND p.tenant_id = :tenant_id "
                 "AND p.entity_id = :entity_id "
                 "AND (:all_processes = 1 OR p.process_id = :process_id) "
                 "AND p.session_id != :exclude_session_id ORDER BY score DESC, p.id LIMIT :limit"

@@ -146,8 +146,8 @@ entity_erasures = Table(
 
 # Long-term memory: passages (runs of consecutive messages of one session) with their local
 # embedding, searchable per tenant and entity. Their full-text indexes live beside them and
-# are created by the migration only (SEARCH_INDEX_OBJECTS): an FTS5 table on SQLite, a GIN
-# expression index on PostgreSQL.
+# are created by the migration only (SEARCH_INDEX_OBJECTS): an FTS5 table on SQLite; a
+# generated `search_vector` tsvector column with a GIN index on PostgreSQL.
 memory_passages = Table(
     "memory_passages",
     metadata,
@@ -173,7 +173,7 @@ memory_passages = Table(
     Index(None, "tenant_id", "entity_id", "process_id"),
     Index(None, "tenant_id", "session_id", "seq_first"),
 )
-SEARCH_INDEX_OBJECTS = ("memory_fts", "ix_memory_passages_text_search")
+SEARCH_INDEX_OBJECTS = ("memory_fts", "ix_memory_passages_text_search", "search_vector")
 """Created by migration 0004 outside `metadata`: comparisons of the two leave them out."""
 
 

@@ -28,8 +28,11 @@ _SQLITE_SEARCH = (
     "VALUES ('delete', old.id, old.scope, old.text); END",
 )
 _POSTGRES_SEARCH = (
-    "CREATE INDEX ix_memory_passages_text_search ON memory_passages "
-    "USING gin (to_tsvector('english', text))",
+    # Stored, not an expression index: ranking and rechecking then read the vector instead
+    # of parsing every matching passage's text again (measured: 455 ms -> tens of ms).
+    "ALTER TABLE memory_passages ADD COLUMN search_vector tsvector "
+    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED",
+    "CREATE INDEX ix_memory_passages_text_search ON memory_passages USING gin (search_vector)",
 )
 
 
