@@ -379,3 +379,24 @@ def test_a_reply_stored_later_joins_its_passage_and_dates_are_kept(
     assert bike[0].create_time.seconds == when.seconds
     boiler = search(memory, who, "boiler noise")[0]
     assert list(boiler.sequences) == [4]
+
+
+def test_vectors_held_between_searches_follow_new_and_deleted_passages(
+    chat: chat_pb2_grpc.ChatServiceStub,
+    sessions: session_pb2_grpc.SessionServiceStub,
+    memory: memory_pb2_grpc.MemoryServiceStub,
+) -> None:
+    """A search holds the entity's vectors; the next one sees passages indexed since (read
+    alone, appended) and never one deleted since (everything read again)."""
+    who = attribution()
+    first = talk(chat, who, "The spare key is under the green flower pot.")
+    wait_indexed(memory)
+    assert {m.session_id for m in search(memory, who, "where is the spare key")} == {first}
+    second = talk(chat, who, "I moved the spare key to the garage shelf.")
+    wait_indexed(memory)
+    assert {m.session_id for m in search(memory, who, "where is the spare key")} == {
+        first,
+        second,
+    }
+    sessions.Delete(session_pb2.DeleteRequest(session_id=first))
+    assert {m.session_id for m in search(memory, who, "where is the spare key")} == {second}

@@ -81,6 +81,10 @@ class VectorCache:
         self._held.move_to_end(key)
         return held
 
+    def peek(self, key: tuple[str, str]) -> _EntityVectors | None:
+        """What is held for `key`, whatever its version."""
+        return self._held.get(key)
+
     def put(self, key: tuple[str, str], vectors: _EntityVectors) -> None:
         self.drop(key)
         if vectors.nbytes > self.max_bytes:
@@ -102,6 +106,20 @@ class VectorCache:
         self.drop((tenant_id, entity_id))
 
 
+def _extended(
+    held: _EntityVectors, version: tuple[int, int], rows: Sequence[Any]
+) -> _EntityVectors:
+    """`held` with the rows indexed after it appended."""
+    more = _entity_vectors(version, rows)
+    return _EntityVectors(
+        version=version,
+        ids=np.concatenate([held.ids, more.ids]),
+        sessions=np.concatenate([held.sessions, more.sessions]),
+        processes=np.concatenate([held.processes, more.processes]),
+        matrix=np.concatenate([held.matrix, more.matrix]),
+    )
+
+
 def _entity_vectors(version: tuple[int, int], rows: Sequence[Any]) -> _EntityVectors:
     return _EntityVectors(
         version=version,
@@ -110,6 +128,46 @@ def _entity_vectors(version: tuple[int, int], rows: Sequence[Any]) -> _EntityVec
         processes=np.array([row.process_id for row in rows], dtype=object),
         matrix=from_stored([bytes(row.embedding) for row in rows]),
     )
+
+
+async def _nothing() -> dict[int, float]:
+    return {}
+
+
+async def _no_vectors() -> _EntityVectors | None:
+    return None
+
+
+def nearest(
+    held: _EntityVectors,
+    vector: npt.NDArray[np.float32],
+    process_id: str | None,
+    exclude_session_id: str,
+    limit: int,
+    also: Iterable[int] = (),
+) -> dict[int, float]:
+    """Cosine similarities: of the `limit` nearest passages that the filters allow, and of
+    the passages `also` names (the full-text matches), which fusion needs."""
+    if not len(held.ids):
+        return {}
+    scores = held.matrix @ vector
+    allowed = held.sessions != exclude_session_id
+    if process_id is not None:
+        allowed &= held.processes == process_id
+    scores = np.where(allowed, scores, -np.inf)
+    count = min(limit, int(allowed.sum()))
+    if count == 0:
+        return {}
+    top = np.argpartition(-scores, count - 1)[:count]
+    found = {int(held.ids[index]): float(scores[index]) for index in top}
+    wanted = np.fromiter(also, dtype=np.int64)
+    if len(wanted):
+        # Passage ids are held in ascending order: their positions by binary search.
+        positions = np.minimum(np.searchsorted(held.ids, wanted), len(held.ids) - 1)
+        for position in positions[held.ids[positions] == wanted]:  # held, not deleted since
+            if allowed[position]:
+                found.setdefault(int(held.ids[position]), float(scores[position]))
+    return found
 
 
 class MemorySearch:
@@ -168,19 +226,25 @@ class MemorySearch:
         exclude_session_id: str,
     ) -> list[FoundMemory]:
         candidates = max(MIN_CANDIDATES, 3 * page_size)
-        lexical: dict[int, float] = {}
-        dense: dict[int, float] = {}
-        if self._mode is not SearchMode.DENSE:
-            lexical = await self._lexical(
-                tenant_id, entity_id, process_id, exclude_session_id, query, candidates
-            )
+        embedding = None
         if self._mode is not SearchMode.LEXICAL:
-            dense = await self._dense(
-                tenant_id,
-                entity_id,
+            # The query's embedding, the full-text matches and the entity's vectors at once.
+            embedding = asyncio.get_running_loop().run_in_executor(
+                self._queries, self._embedder.embed_one, query
+            )
+        lexical, held = await asyncio.gather(
+            self._lexical(tenant_id, entity_id, process_id, exclude_session_id, query, candidates)
+            if self._mode is not SearchMode.DENSE
+            else _nothing(),
+            self._entity_vectors(tenant_id, entity_id) if embedding is not None else _no_vectors(),
+        )
+        dense: dict[int, float] = {}
+        if embedding is not None and held is not None:
+            dense = nearest(
+                held,
+                await embedding,
                 process_id,
                 exclude_session_id,
-                query,
                 candidates,
                 also=lexical.keys(),
             )
@@ -231,49 +295,23 @@ class MemorySearch:
             for passage_id, score in await self._store.lexical(scope, match, limit)
         }
 
-    async def _dense(
-        self,
-        tenant_id: str,
-        entity_id: str,
-        process_id: str | None,
-        exclude_session_id: str,
-        query: str,
-        limit: int,
-        also: Iterable[int] = (),
-    ) -> dict[int, float]:
-        """Cosine similarities: of the `limit` nearest passages, and of the passages `also`
-        names (the full-text matches), which fusion needs."""
-        loop = asyncio.get_running_loop()
-        embedding = loop.run_in_executor(self._queries, self._embedder.embed_one, query)
-        held = await self._entity_vectors(tenant_id, entity_id)
-        vector = await embedding
-        if not len(held.ids):
-            return {}
-        scores = held.matrix @ vector
-        allowed = held.sessions != exclude_session_id
-        if process_id is not None:
-            allowed &= held.processes == process_id
-        scores = np.where(allowed, scores, -np.inf)
-        count = min(limit, int(allowed.sum()))
-        if count == 0:
-            return {}
-        top = np.argpartition(-scores, count - 1)[:count]
-        found = {int(held.ids[index]): float(scores[index]) for index in top}
-        wanted = np.fromiter(also, dtype=np.int64)
-        if len(wanted):
-            # Passage ids are held in ascending order: their positions by binary search.
-            positions = np.searchsorted(held.ids, wanted)
-            for position in positions[positions < len(held.ids)]:
-                if allowed[position]:
-                    found.setdefault(int(held.ids[position]), float(scores[position]))
-        return found
-
     async def _entity_vectors(self, tenant_id: str, entity_id: str) -> _EntityVectors:
+        """The entity's vectors as the database has them now: those held, extended by the
+        passages indexed since (ids only grow) when nothing was deleted meanwhile; all of
+        them read again otherwise."""
         key = (tenant_id, entity_id)
         version = await self._store.vectors_version(tenant_id, entity_id)
         held = self.vectors.get(key, version)
         if held is not None:
             return held
+        stale = self.vectors.peek(key)
+        if stale is not None and version[1] > stale.version[1]:
+            rows = await self._store.vectors(tenant_id, entity_id, after_id=stale.version[1])
+            grown_to = (stale.version[0] + len(rows), int(rows[-1].id) if rows else 0)
+            if grown_to == version:  # only additions: nothing held was deleted
+                grown = await asyncio.to_thread(_extended, stale, version, rows)
+                self.vectors.put(key, grown)
+                return grown
         rows = await self._store.vectors(tenant_id, entity_id)
         # The rows read may be newer than `version`: held under the version they show.
         current = (len(rows), int(rows[-1].id) if rows else 0)

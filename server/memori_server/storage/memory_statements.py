@@ -104,7 +104,7 @@ class MemoryStatements:
         # All of the entity's vectors (a search filters them in memory, where they are held).
         self.vectors = c(
             select(_mp.id, _mp.session_id, _mp.process_id, _mp.embedding)
-            .where(of_entity)
+            .where(of_entity, _mp.id > bindparam("after_id", type_=BigInteger()))
             .order_by(_mp.id)
         )
         # Changes whenever a passage of the entity is added or deleted: ids only grow.

@@ -200,13 +200,14 @@ class MemoryStore:
         )
         return int(row.count or 0), int(row.last or 0)
 
-    async def vectors(self, tenant_id: str, entity_id: str) -> list[Any]:
-        """Every passage of the entity as (id, session_id, process_id, embedding), by id."""
+    async def vectors(self, tenant_id: str, entity_id: str, after_id: int = 0) -> list[Any]:
+        """The entity's passages with an id above `after_id` as (id, session_id, process_id,
+        embedding), by id."""
         return list(
             await self._read(
                 Op(
                     self._sql.vectors,
-                    {"tenant_id": tenant_id, "entity_id": entity_id},
+                    {"tenant_id": tenant_id, "entity_id": entity_id, "after_id": after_id},
                     Fetch.ALL,
                 )
             )
