@@ -19,7 +19,11 @@
   messages in the window (bench/hot_path.py);
 - memory_perf: long-term memory's goals: what recall adds to Complete for an entity of 10,000
   messages, the indexing rate, Complete p99 while indexing, the server's memory with the
-  model (servers of its own with --memory, each on a fresh database; bench/memory_perf.py).
+  model (servers of its own with --memory, each on a fresh database; bench/memory_perf.py);
+- memory_quality: evidence recall of MemoryService.Search within 700 tokens and at 10 results,
+  lexical-only, dense-only and hybrid side by side, on generated multi-session conversations
+  with known evidence (the server in this process on a database of its own, no upstream;
+  bench/memory_quality.py, bench/memory_data.py).
 
 Each database backend gets one server process (`bench.bench_server`, the real app) and one
 stand-in upstream process (`python -m standin_upstream`); the load comes from this process.
@@ -48,6 +52,7 @@ from bench import (
     health_under_load,
     hot_path,
     memory_perf,
+    memory_quality,
     session_get,
     ts_client_overhead,
 )
@@ -70,6 +75,7 @@ BENCHMARKS = (
     "data_lifecycle",
     "hot_path",
     "memory_perf",
+    "memory_quality",
 )
 
 
@@ -189,6 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="RATIO",
         help="exit 1 when a Get/no-op p50 ratio exceeds RATIO",
     )
+    parser.add_argument(
+        "--memory-details",
+        type=Path,
+        metavar="FILE",
+        help="memory_quality: write each question's evidence, recall and returned memories "
+        "per mode and setting to FILE (JSON)",
+    )
     args = parser.parse_args(argv)
     selected = set(args.only or BENCHMARKS)
     calls = args.calls if args.calls is not None else 40 if args.quick else 3000
@@ -209,7 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     lifecycle_plan = data_lifecycle.QUICK if args.quick else data_lifecycle.FULL
     memory_results: list[memory_perf.Result] = []
     admin_url = postgres_admin_url(args.database_url)
-    shared = selected - {"memory_perf"}  # memory_perf starts servers of its own
+    quality_results: list[memory_quality.Result] = []
+    quality_plan = memory_quality.QUICK if args.quick else memory_quality.FULL
+    # memory_perf and memory_quality start servers of their own
+    shared = selected - {"memory_perf", "memory_quality"}
     with tempfile.TemporaryDirectory(prefix="memori-bench-") as tmp:
         workdir = Path(tmp)
         for backend, database in _databases(workdir, admin_url) if shared else ():
@@ -345,6 +361,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     memory_results.append(
                         memory_perf.measure(backend, fresh, upstream.base_url, plan_memory)
                     )
+        if "memory_quality" in selected:
+            (workdir / "memory_quality").mkdir()
+            for backend, database in _databases(workdir / "memory_quality", admin_url):
+                with database as url:
+                    print(
+                        f"memory_quality: {backend}; {memory_quality.describe(quality_plan)}",
+                        flush=True,
+                    )
+                    quality_results.append(
+                        asyncio.run(memory_quality.measure(url, backend, quality_plan))
+                    )
     if get_results:
         print()
         print(session_get.format_table(get_results))
@@ -372,6 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if memory_results:
         print()
         print(memory_perf.format_report(memory_results))
+    if quality_results:
+        print()
+        print(memory_quality.format_report(quality_results))
+        if args.memory_details is not None:
+            memory_quality.write_details(args.memory_details, quality_results)
     if args.fail_above is not None and any(r.p50_ratio > args.fail_above for r in get_results):
         return 1
     return 0 if all(result.passed for result in fuzz_results) else 1
