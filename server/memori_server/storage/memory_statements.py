@@ -1,8 +1,8 @@
 """The statements of long-term memory, compiled once per dialect like `statements`.
 
 Full-text search differs by database: SQLite's FTS5 table (its `scope` token restricts a
-match to one tenant's entity) and PostgreSQL's stored `search_vector` with a GIN index. Everything else is
-SQLAlchemy Core.
+match to one tenant's entity) and PostgreSQL's stored `search_vector` with a GIN index.
+Everything else is SQLAlchemy Core.
 """
 
 from __future__ import annotations
