@@ -204,66 +204,49 @@ class MemorySearch:
         processes when None; without `exclude_session_id`'s), best first, within the page
         and budget."""
         with MEMORY_SEARCH_SECONDS.time():
-            return await self._search(
-                tenant_id,
-                entity_id,
-                process_id,
-                query,
-                page_size=page_size,
-                token_budget=token_budget,
-                exclude_session_id=exclude_session_id,
+            candidates = max(MIN_CANDIDATES, 3 * page_size)
+            embedding = None
+            if self._mode is not SearchMode.LEXICAL:
+                # The query's embedding, the full-text matches and the entity's vectors at once.
+                embedding = asyncio.get_running_loop().run_in_executor(
+                    self._queries, self._embedder.embed_one, query
+                )
+            lexical, held = await asyncio.gather(
+                self._lexical(
+                    tenant_id, entity_id, process_id, exclude_session_id, query, candidates
+                )
+                if self._mode is not SearchMode.DENSE
+                else _nothing(),
+                self._entity_vectors(tenant_id, entity_id)
+                if embedding is not None
+                else _no_vectors(),
             )
-
-    async def _search(
-        self,
-        tenant_id: str,
-        entity_id: str,
-        process_id: str | None,
-        query: str,
-        *,
-        page_size: int,
-        token_budget: int,
-        exclude_session_id: str,
-    ) -> list[FoundMemory]:
-        candidates = max(MIN_CANDIDATES, 3 * page_size)
-        embedding = None
-        if self._mode is not SearchMode.LEXICAL:
-            # The query's embedding, the full-text matches and the entity's vectors at once.
-            embedding = asyncio.get_running_loop().run_in_executor(
-                self._queries, self._embedder.embed_one, query
-            )
-        lexical, held = await asyncio.gather(
-            self._lexical(tenant_id, entity_id, process_id, exclude_session_id, query, candidates)
-            if self._mode is not SearchMode.DENSE
-            else _nothing(),
-            self._entity_vectors(tenant_id, entity_id) if embedding is not None else _no_vectors(),
-        )
-        dense: dict[int, float] = {}
-        if embedding is not None and held is not None:
-            dense = nearest(
-                held,
-                await embedding,
-                process_id,
-                exclude_session_id,
-                candidates,
-                also=lexical.keys(),
-            )
-        ranked = combined(dense, lexical) if dense else ranked_by(lexical)
-        rows = await self._store.passages(tenant_id, [item for item, _ in ranked[:MAX_FETCH]])
-        tokens = {passage_id: int(row.token_count) for passage_id, row in rows.items()}
-        return [
-            FoundMemory(
-                session_id=rows[passage_id].session_id,
-                sequences=list(
-                    range(int(rows[passage_id].seq_first), int(rows[passage_id].seq_last) + 1)
-                ),
-                text=rows[passage_id].text,
-                score=score,
-                token_count=tokens[passage_id],
-                create_time=rows[passage_id].create_time,
-            )
-            for passage_id, score in within(ranked, tokens, page_size, token_budget)
-        ]
+            dense: dict[int, float] = {}
+            if embedding is not None and held is not None:
+                dense = nearest(
+                    held,
+                    await embedding,
+                    process_id,
+                    exclude_session_id,
+                    candidates,
+                    also=lexical.keys(),
+                )
+            ranked = combined(dense, lexical) if dense else ranked_by(lexical)
+            rows = await self._store.passages(tenant_id, [item for item, _ in ranked[:MAX_FETCH]])
+            tokens = {passage_id: int(row.token_count) for passage_id, row in rows.items()}
+            return [
+                FoundMemory(
+                    session_id=rows[passage_id].session_id,
+                    sequences=list(
+                        range(int(rows[passage_id].seq_first), int(rows[passage_id].seq_last) + 1)
+                    ),
+                    text=rows[passage_id].text,
+                    score=score,
+                    token_count=tokens[passage_id],
+                    create_time=rows[passage_id].create_time,
+                )
+                for passage_id, score in within(ranked, tokens, page_size, token_budget)
+            ]
 
     async def _lexical(
         self,
