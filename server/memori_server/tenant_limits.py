@@ -17,6 +17,7 @@ from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
+from memori_server.config import Settings
 from memori_server.errors import Code, ServiceError
 
 # A refused caller retries after at least this long, so a crowd of retries spreads out.
@@ -71,6 +72,16 @@ class TenantLimits:
         self._clock = clock
         self._what = what
         self._tenants: dict[str, _TenantState] = {}
+
+    @classmethod
+    def configured(cls, settings: Settings, *, what: str = "completions") -> TenantLimits:
+        """The limits the --tenant-* settings set (completions and appends each get theirs)."""
+        return cls(
+            settings.tenant_max_concurrent_completions,
+            settings.tenant_completions_per_second,
+            settings.tenant_completions_burst,
+            what=what,
+        )
 
     def _state(self, tenant_id: str) -> _TenantState:
         state = self._tenants.get(tenant_id)

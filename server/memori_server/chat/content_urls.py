@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from memori_server.config import Settings
 from memori_server.errors import InvalidArgument
 
 RESOLVE_TIMEOUT_SECONDS = 2.0
@@ -70,6 +71,11 @@ class ContentUrlPolicy:
         self._schemes = frozenset(scheme.strip().lower() for scheme in schemes if scheme.strip())
         self._allow_private = allow_private
         self._hosts: OrderedDict[str, _Verdict] = OrderedDict()
+
+    @classmethod
+    def configured(cls, settings: Settings) -> ContentUrlPolicy:
+        """The policy of --content-url-schemes and --allow-private-content-urls."""
+        return cls(settings.content_url_schemes.split(","), settings.allow_private_content_urls)
 
     async def check(self, urls: Iterable[tuple[str, str]]) -> None:
         """INVALID_ARGUMENT naming each URL the policy refuses."""

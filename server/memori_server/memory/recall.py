@@ -15,13 +15,11 @@ from typing import Any
 from memori_proto.v1 import chat_pb2
 
 from memori_server.domain import Attribution
-from memori_server.memory.search import FoundMemory, MemorySearch
+from memori_server.memory.search import MAX_QUERY_CHARS, FoundMemory, MemorySearch, search_bounds
 from memori_server.validation import Violations
 
 DEFAULT_PAGE_SIZE = 5
 DEFAULT_TOKEN_BUDGET = 700
-MAX_PAGE_SIZE = 100
-MAX_QUERY_CHARS = 4096
 HEADER = (
     "Memories from earlier conversations with this user, oldest first, each with its date. "
     "Use them where they help; later ones may supersede earlier ones."
@@ -38,19 +36,16 @@ def requested(
     options: chat_pb2.RecallOptions, present: bool, default_on: bool, violations: Violations
 ) -> RecallRequest | None:
     """What a call asks of recall (None: no recall); its options validated."""
-    if options.page_size < 0:
-        violations.add("recall.page_size", f"{options.page_size} is negative; 0 is the default")
-    if options.token_budget < 0:
-        violations.add(
-            "recall.token_budget", f"{options.token_budget} is negative; 0 is the default"
-        )
-    enabled = options.enabled if present and options.HasField("enabled") else default_on
-    if not enabled:
-        return None
-    return RecallRequest(
-        min(options.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
-        options.token_budget or DEFAULT_TOKEN_BUDGET,
+    page_size, token_budget = search_bounds(
+        options.page_size,
+        options.token_budget,
+        default_page_size=DEFAULT_PAGE_SIZE,
+        default_budget=DEFAULT_TOKEN_BUDGET,
+        field="recall.",
+        violations=violations,
     )
+    enabled = options.enabled if present and options.HasField("enabled") else default_on
+    return RecallRequest(page_size, token_budget) if enabled else None
 
 
 def query_of(messages: Sequence[dict[str, Any]]) -> str:

@@ -32,9 +32,31 @@ from memori_server.memory.ranking import (
 from memori_server.metrics import MEMORY_SEARCH_SECONDS, MEMORY_VECTOR_CACHE_BYTES
 from memori_server.storage.memory_statements import MAX_FETCH
 from memori_server.storage.memory_store import MemoryStore, scope_token
+from memori_server.validation import Violations
 
 # Candidates each ranking contributes to the fusion, at least.
 MIN_CANDIDATES = 50
+MAX_PAGE_SIZE = 100
+MAX_QUERY_CHARS = 4096
+
+
+def search_bounds(
+    page_size: int,
+    token_budget: int,
+    *,
+    default_page_size: int,
+    default_budget: int,
+    field: str,
+    violations: Violations,
+) -> tuple[int, int]:
+    """(page size, token budget) a search request or a call's recall options ask for: 0 is
+    the default (a budget of 0 with no default: no cap), at most MAX_PAGE_SIZE results."""
+    if page_size < 0:
+        violations.add(f"{field}page_size", f"{page_size} is negative; use 0 for the default")
+    if token_budget < 0:
+        meaning = "the default" if default_budget else "no cap"
+        violations.add(f"{field}token_budget", f"{token_budget} is negative; use 0 for {meaning}")
+    return min(page_size or default_page_size, MAX_PAGE_SIZE), token_budget or default_budget
 
 
 class SearchMode(enum.StrEnum):
@@ -303,4 +325,12 @@ class MemorySearch:
         return held
 
 
-__all__ = ["FoundMemory", "MemorySearch", "SearchMode", "VectorCache"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "MAX_QUERY_CHARS",
+    "FoundMemory",
+    "MemorySearch",
+    "SearchMode",
+    "VectorCache",
+    "search_bounds",
+]

@@ -118,15 +118,8 @@ class Appender:
         self._requests = requests
         self._settings = settings
         self._limits = RequestLimits(max_messages=settings.max_request_messages)
-        self._content_urls = ContentUrlPolicy(
-            settings.content_url_schemes.split(","), settings.allow_private_content_urls
-        )
-        self._tenants = TenantLimits(
-            settings.tenant_max_concurrent_completions,
-            settings.tenant_completions_per_second,
-            settings.tenant_completions_burst,
-            what="appends",
-        )
+        self._content_urls = ContentUrlPolicy.configured(settings)
+        self._tenants = TenantLimits.configured(settings, what="appends")
         self._releases: set[asyncio.Task[None]] = set()
 
     async def append(

@@ -140,14 +140,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             extra_parameters=allowed_extra_parameters(settings.extra_parameters.split(",")),
         )
         self._models = ModelAccess.parse(settings.allowed_models.split(","))
-        self._content_urls = ContentUrlPolicy(
-            settings.content_url_schemes.split(","), settings.allow_private_content_urls
-        )
-        self._tenants = TenantLimits(
-            settings.tenant_max_concurrent_completions,
-            settings.tenant_completions_per_second,
-            settings.tenant_completions_burst,
-        )
+        self._content_urls = ContentUrlPolicy.configured(settings)
+        self._tenants = TenantLimits.configured(settings)
 
     # -- the two RPCs --------------------------------------------------------------------
 

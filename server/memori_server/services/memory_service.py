@@ -6,15 +6,18 @@ from memori_proto.v1 import memory_pb2, memory_pb2_grpc
 
 from memori_server import validation
 from memori_server.errors import MemoryOff
-from memori_server.memory.search import FoundMemory, MemorySearch
+from memori_server.memory.search import (
+    MAX_QUERY_CHARS,
+    FoundMemory,
+    MemorySearch,
+    search_bounds,
+)
 from memori_server.rpc_errors import Context
 from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.memory_store import MemoryStore
 from memori_server.validation import Violations
 
 DEFAULT_PAGE_SIZE = 10
-MAX_PAGE_SIZE = 100
-MAX_QUERY_CHARS = 4096
 
 
 def memory_pb(found: FoundMemory) -> memory_pb2.Memory:
@@ -27,17 +30,6 @@ def memory_pb(found: FoundMemory) -> memory_pb2.Memory:
     )
     memory.create_time.FromDatetime(found.create_time)
     return memory
-
-
-def search_limits(
-    page_size: int, token_budget: int, default_page_size: int, field: str, violations: Violations
-) -> tuple[int, int]:
-    """(page size, token budget) of a request: 0 means the default, at most 100 results."""
-    if page_size < 0:
-        violations.add(f"{field}page_size", f"{page_size} is negative; use 0 for the default")
-    if token_budget < 0:
-        violations.add(f"{field}token_budget", f"{token_budget} is negative; use 0 for no cap")
-    return min(page_size or default_page_size, MAX_PAGE_SIZE), max(token_budget, 0)
 
 
 class MemoryService(memory_pb2_grpc.MemoryServiceServicer):
@@ -62,8 +54,13 @@ class MemoryService(memory_pb2_grpc.MemoryServiceServicer):
             violations.add("query", f"at most {MAX_QUERY_CHARS} characters")
         if request.exclude_session_id:
             validation.session_id(request.exclude_session_id, "exclude_session_id", violations)
-        page_size, token_budget = search_limits(
-            request.page_size, request.token_budget, DEFAULT_PAGE_SIZE, "", violations
+        page_size, token_budget = search_bounds(
+            request.page_size,
+            request.token_budget,
+            default_page_size=DEFAULT_PAGE_SIZE,
+            default_budget=0,
+            field="",
+            violations=violations,
         )
         violations.raise_if_any()
         if self._search is None:
@@ -90,4 +87,4 @@ class MemoryService(memory_pb2_grpc.MemoryServiceServicer):
         )
 
 
-__all__ = ["MemoryService", "memory_pb", "search_limits"]
+__all__ = ["MemoryService", "memory_pb"]
