@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 class MemoryRuntime:
     def __init__(self, database: Database, embedder: Embedder, settings: Settings) -> None:
-        self.embedder = embedder
         self.store = MemoryStore(database)
         self.search = MemorySearch(
             self.store,
