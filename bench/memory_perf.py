@@ -55,7 +55,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
-import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 from memori_proto.v1 import (
     chat_pb2,
@@ -67,12 +66,13 @@ from memori_proto.v1 import (
     session_pb2_grpc,
 )
 from memori_server.config import Settings
-from memori_server.memory.embedder import Embedder, from_stored
-from memori_server.memory.ranking import fts5_match, query_words, tsquery
+from memori_server.memory.embedder import Embedder
+from memori_server.memory.ranking import fts5_match, query_words, scoped_tsquery, tsquery
 from memori_server.memory.search import MemorySearch
+from memori_server.memory.vectors import nearest, read
 from memori_server.services.tenancy import DEFAULT_TENANT
 from memori_server.storage.database import Database
-from memori_server.storage.memory_store import MemoryStore, scope_token
+from memori_server.storage.memory_store import LexicalQuery, MemoryStore, scope_token
 
 from bench import memory_text
 from bench.launch import postgres_database
@@ -450,47 +450,40 @@ async def _breakdown(
         embedder = await asyncio.to_thread(Embedder, 1)
         search = MemorySearch(store, embedder)
         tenant = DEFAULT_TENANT
-        scope = {
-            "tenant_id": tenant,
-            "entity_id": entity,
-            "process_id": PROCESS_ID,
-            "all_processes": 0,
-            "exclude_session_id": "",
-        }
         for query in queries:
             started = time.perf_counter()
             vector = embedder.embed_one(query)
             note("query embedding", started)
             started = time.perf_counter()
-            await store.vectors_version(tenant, entity)
-            note("vectors version", started)
-            started = time.perf_counter()
             rows = await store.vectors(tenant, entity)
             note("vectors read", started)
             started = time.perf_counter()
-            matrix = from_stored([bytes(row.embedding) for row in rows])
+            held = read(rows)
             note("vectors decode", started)
             started = time.perf_counter()
-            scores = matrix @ vector
-            count = min(50, len(rows))
-            top = np.argpartition(-scores, count - 1)[:count]
-            top = top[np.argsort(-scores[top])]
+            top = nearest(held, vector, PROCESS_ID, "", 50)
             note("dense scoring", started)
             words = query_words(query)
-            match = (
-                fts5_match(scope_token(tenant, entity), words)
+            scope = scope_token(tenant, entity)
+            lexical = (
+                LexicalQuery(fts5_match(scope, words), None, PROCESS_ID, "", 50)
                 if store.dialect == "sqlite"
-                else tsquery(words)
+                else LexicalQuery(scoped_tsquery(scope, words), tsquery(words), PROCESS_ID, "", 50)
             )
             started = time.perf_counter()
-            lexical = await store.lexical(scope, match, 50)
-            note("full-text", started)
-            ids = [int(rows[index].id) for index in top] + [id_ for id_, _ in lexical]
+            found = await store.search_reads(
+                tenant, entity, vectors_after=held.last_id, version=False, lexical=lexical
+            )
+            note("full-text (and new vectors)", started)
             started = time.perf_counter()
-            await store.passages(tenant, ids)
+            await store.search_reads(tenant, entity, vectors_after=None, version=True, lexical=None)
+            note("deletion check (each 60 s)", started)
+            ids = [*top, *(passage_id for passage_id, _, _ in found.lexical)]
+            started = time.perf_counter()
+            await store.passages(tenant, ids[:RECALL_PAGE_SIZE])
             note("passages read", started)
-            for held in (False, True):  # first read again, then held
-                if not held:
+            for warm in (False, True):  # first read again, then held
+                if not warm:
                     search.vectors.forget_entity(tenant, entity)
                 started = time.perf_counter()
                 await search.search(
@@ -501,7 +494,7 @@ async def _breakdown(
                     page_size=RECALL_PAGE_SIZE,
                     token_budget=RECALL_TOKEN_BUDGET,
                 )
-                note("search, vectors held" if held else "search, vectors read", started)
+                note("search, vectors held" if warm else "search, vectors read", started)
         search.close()
         times["passages"] = [float(len(rows))]
         texts = [

@@ -37,7 +37,7 @@ async def _migrate_and_compare(database_url: str) -> tuple[str | None, list[obje
 
 def test_migrations_match_the_table_definitions(fresh_database_url: str) -> None:
     revision, differences = asyncio.run(_migrate_and_compare(fresh_database_url))
-    assert revision == "0004"
+    assert revision == "0005"
     assert differences == [], "migrations and tables.py differ"
 
 

@@ -53,6 +53,11 @@ def tsquery(words: Sequence[str]) -> str:
     return " | ".join(words)
 
 
+def scoped_tsquery(scope: str, words: Sequence[str]) -> str:
+    """A PostgreSQL `to_tsquery` text: the entity's scope token and any of the words."""
+    return f"{scope} & ({tsquery(words)})"
+
+
 def saturated(score: float, half: float) -> float:
     """A full-text score (higher is better, unbounded) as a strength in [0, 1): `half`
     scores 0.5, so one strong match cannot outweigh what the embeddings say."""
@@ -110,6 +115,7 @@ __all__ = [
     "query_words",
     "ranked_by",
     "saturated",
+    "scoped_tsquery",
     "tsquery",
     "within",
 ]

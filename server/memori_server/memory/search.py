@@ -1,24 +1,20 @@
 """Hybrid search over an entity's passages: full-text rank and embedding similarity, fused.
 
-The entity's vectors are held in memory between searches (bounded, least recently used
-first out) and read again only when its passages changed, which one small statement tells.
+The entity's vectors are held in memory between searches (`vectors`); the passages picked
+are read from the database, so a passage deleted meanwhile is never returned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from memori_server.memory.embedder import Embedder, from_stored
+from memori_server.memory.embedder import Embedder
 from memori_server.memory.ranking import (
     LEXICAL_HALF_STRENGTH,
     combined,
@@ -26,12 +22,24 @@ from memori_server.memory.ranking import (
     query_words,
     ranked_by,
     saturated,
+    scoped_tsquery,
     tsquery,
     within,
 )
-from memori_server.metrics import MEMORY_SEARCH_SECONDS, MEMORY_VECTOR_CACHE_BYTES
-from memori_server.storage.memory_statements import MAX_FETCH
-from memori_server.storage.memory_store import MemoryStore, scope_token
+from memori_server.memory.vectors import (
+    VERIFY_SECONDS,
+    EntityVectors,
+    VectorCache,
+    nearest,
+    read,
+)
+from memori_server.metrics import MEMORY_SEARCH_SECONDS
+from memori_server.storage.memory_store import (
+    LexicalQuery,
+    MemoryStore,
+    SearchReads,
+    scope_token,
+)
 from memori_server.validation import Violations
 
 # Candidates each ranking contributes to the fusion, at least.
@@ -75,123 +83,6 @@ class FoundMemory:
     create_time: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class _EntityVectors:
-    version: tuple[int, int]
-    ids: npt.NDArray[np.int64]
-    sessions: npt.NDArray[np.object_]
-    processes: npt.NDArray[np.object_]
-    matrix: npt.NDArray[np.float32]
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.matrix.nbytes + self.ids.nbytes + 64 * len(self.ids))
-
-
-class VectorCache:
-    """Entities' vectors, at most `max_bytes` in all."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._held: OrderedDict[tuple[str, str], _EntityVectors] = OrderedDict()
-
-    def get(self, key: tuple[str, str], version: tuple[int, int]) -> _EntityVectors | None:
-        held = self._held.get(key)
-        if held is None or held.version != version:
-            return None
-        self._held.move_to_end(key)
-        return held
-
-    def peek(self, key: tuple[str, str]) -> _EntityVectors | None:
-        """What is held for `key`, whatever its version."""
-        return self._held.get(key)
-
-    def put(self, key: tuple[str, str], vectors: _EntityVectors) -> None:
-        self.drop(key)
-        if vectors.nbytes > self.max_bytes:
-            return
-        self._held[key] = vectors
-        self.bytes += vectors.nbytes
-        while self.bytes > self.max_bytes:
-            _, evicted = self._held.popitem(last=False)
-            self.bytes -= evicted.nbytes
-        MEMORY_VECTOR_CACHE_BYTES.set(self.bytes)
-
-    def drop(self, key: tuple[str, str]) -> None:
-        old = self._held.pop(key, None)
-        if old is not None:
-            self.bytes -= old.nbytes
-            MEMORY_VECTOR_CACHE_BYTES.set(self.bytes)
-
-    def forget_entity(self, tenant_id: str, entity_id: str) -> None:
-        self.drop((tenant_id, entity_id))
-
-
-def _extended(
-    held: _EntityVectors, version: tuple[int, int], rows: Sequence[Any]
-) -> _EntityVectors:
-    """`held` with the rows indexed after it appended."""
-    more = _entity_vectors(version, rows)
-    return _EntityVectors(
-        version=version,
-        ids=np.concatenate([held.ids, more.ids]),
-        sessions=np.concatenate([held.sessions, more.sessions]),
-        processes=np.concatenate([held.processes, more.processes]),
-        matrix=np.concatenate([held.matrix, more.matrix]),
-    )
-
-
-def _entity_vectors(version: tuple[int, int], rows: Sequence[Any]) -> _EntityVectors:
-    return _EntityVectors(
-        version=version,
-        ids=np.array([row.id for row in rows], dtype=np.int64),
-        sessions=np.array([row.session_id for row in rows], dtype=object),
-        processes=np.array([row.process_id for row in rows], dtype=object),
-        matrix=from_stored([bytes(row.embedding) for row in rows]),
-    )
-
-
-async def _nothing() -> dict[int, float]:
-    return {}
-
-
-async def _no_vectors() -> _EntityVectors | None:
-    return None
-
-
-def nearest(
-    held: _EntityVectors,
-    vector: npt.NDArray[np.float32],
-    process_id: str | None,
-    exclude_session_id: str,
-    limit: int,
-    also: Iterable[int] = (),
-) -> dict[int, float]:
-    """Cosine similarities: of the `limit` nearest passages that the filters allow, and of
-    the passages `also` names (the full-text matches), which fusion needs."""
-    if not len(held.ids):
-        return {}
-    scores = held.matrix @ vector
-    allowed = held.sessions != exclude_session_id
-    if process_id is not None:
-        allowed &= held.processes == process_id
-    scores = np.where(allowed, scores, -np.inf)
-    count = min(limit, int(allowed.sum()))
-    if count == 0:
-        return {}
-    top = np.argpartition(-scores, count - 1)[:count]
-    found = {int(held.ids[index]): float(scores[index]) for index in top}
-    wanted = np.fromiter(also, dtype=np.int64)
-    if len(wanted):
-        # Passage ids are held in ascending order: their positions by binary search.
-        positions = np.minimum(np.searchsorted(held.ids, wanted), len(held.ids) - 1)
-        for position in positions[held.ids[positions] == wanted]:  # held, not deleted since
-            if allowed[position]:
-                found.setdefault(int(held.ids[position]), float(scores[position]))
-    return found
-
-
 class MemorySearch:
     def __init__(
         self,
@@ -224,53 +115,88 @@ class MemorySearch:
     ) -> list[FoundMemory]:
         """The entity's best passages for `query` (of `process_id`'s sessions, or of all its
         processes when None; without `exclude_session_id`'s), best first, within the page
-        and budget."""
+        and budget.
+
+        Two round trips: one transaction reads the vectors indexed since those held and the
+        full-text matches while the query is embedded; the second reads the passages picked."""
         with MEMORY_SEARCH_SECONDS.time():
+            key = (tenant_id, entity_id)
             candidates = max(MIN_CANDIDATES, 3 * page_size)
+            dense_on = self._mode is not SearchMode.LEXICAL
             embedding = None
-            if self._mode is not SearchMode.LEXICAL:
-                # The query's embedding, the full-text matches and the entity's vectors at once.
+            if dense_on:
                 embedding = asyncio.get_running_loop().run_in_executor(
                     self._queries, self._embedder.embed_one, query
                 )
-            lexical, held = await asyncio.gather(
-                self._lexical(
+            held = self.vectors.get(key) if dense_on else None
+            reads = await self._store.search_reads(
+                tenant_id,
+                entity_id,
+                vectors_after=(held.last_id if held is not None else 0) if dense_on else None,
+                version=held is not None and time.monotonic() - held.verified > VERIFY_SECONDS,
+                lexical=self._lexical_query(
                     tenant_id, entity_id, process_id, exclude_session_id, query, candidates
                 )
                 if self._mode is not SearchMode.DENSE
-                else _nothing(),
-                self._entity_vectors(tenant_id, entity_id)
-                if embedding is not None
-                else _no_vectors(),
+                else None,
             )
-            dense: dict[int, float] = {}
-            if embedding is not None and held is not None:
+            half = LEXICAL_HALF_STRENGTH[self._store.dialect]
+            lexical = {passage_id: saturated(score, half) for passage_id, score, _ in reads.lexical}
+            tokens = {passage_id: count for passage_id, _, count in reads.lexical}
+            if embedding is None:
+                ranked = ranked_by(lexical)
+            else:
+                vectors = await self._current(key, held, reads)
                 dense = nearest(
-                    held,
+                    vectors,
                     await embedding,
                     process_id,
                     exclude_session_id,
                     candidates,
                     also=lexical.keys(),
                 )
-            ranked = combined(dense, lexical) if dense else ranked_by(lexical)
-            rows = await self._store.passages(tenant_id, [item for item, _ in ranked[:MAX_FETCH]])
-            tokens = {passage_id: int(row.token_count) for passage_id, row in rows.items()}
-            return [
-                FoundMemory(
-                    session_id=rows[passage_id].session_id,
-                    sequences=list(
-                        range(int(rows[passage_id].seq_first), int(rows[passage_id].seq_last) + 1)
-                    ),
-                    text=rows[passage_id].text,
-                    score=score,
-                    token_count=tokens[passage_id],
-                    create_time=rows[passage_id].create_time,
-                )
-                for passage_id, score in within(ranked, tokens, page_size, token_budget)
-            ]
+                tokens |= vectors.token_counts(dense.keys())
+                ranked = combined(dense, lexical) if dense else ranked_by(lexical)
+            return await self._picked(key, ranked, tokens, page_size, token_budget)
 
-    async def _lexical(
+    async def _picked(
+        self,
+        key: tuple[str, str],
+        ranked: list[tuple[int, float]],
+        tokens: dict[int, int],
+        page_size: int,
+        token_budget: int,
+    ) -> list[FoundMemory]:
+        """The best of `ranked` within the page and budget, read; a passage deleted since it
+        was ranked is passed over for the next, and never ranked again."""
+        found: dict[int, Any] = {}
+        while True:
+            picked = within(ranked, tokens, page_size, token_budget)
+            wanted = [passage_id for passage_id, _ in picked if passage_id not in found]
+            if not wanted:
+                break
+            rows = await self._store.passages(key[0], wanted)
+            found |= rows
+            deleted = [passage_id for passage_id in wanted if passage_id not in rows]
+            for passage_id in deleted:
+                del tokens[passage_id]
+            if deleted:
+                self.vectors.mark_deleted(key, deleted)
+        return [
+            FoundMemory(
+                session_id=found[passage_id].session_id,
+                sequences=list(
+                    range(int(found[passage_id].seq_first), int(found[passage_id].seq_last) + 1)
+                ),
+                text=found[passage_id].text,
+                score=score,
+                token_count=tokens[passage_id],
+                create_time=found[passage_id].create_time,
+            )
+            for passage_id, score in picked
+        ]
+
+    def _lexical_query(
         self,
         tenant_id: str,
         entity_id: str,
@@ -278,51 +204,40 @@ class MemorySearch:
         exclude_session_id: str,
         query: str,
         limit: int,
-    ) -> dict[int, float]:
-        """Full-text matches: passage id -> match strength in [0, 1)."""
+    ) -> LexicalQuery | None:
+        """The full-text query of `query` in this database's syntax (None: no words)."""
         words = query_words(query)
         if not words:
-            return {}
+            return None
+        scope = scope_token(tenant_id, entity_id)
         if self._store.dialect == "sqlite":
-            match = fts5_match(scope_token(tenant_id, entity_id), words)
-        else:
-            match = tsquery(words)
-        scope = {
-            "tenant_id": tenant_id,
-            "entity_id": entity_id,
-            "process_id": process_id or "",
-            "all_processes": int(process_id is None),
-            "exclude_session_id": exclude_session_id,
-        }
-        half = LEXICAL_HALF_STRENGTH[self._store.dialect]
-        return {
-            passage_id: saturated(score, half)
-            for passage_id, score in await self._store.lexical(scope, match, limit)
-        }
+            return LexicalQuery(
+                fts5_match(scope, words), None, process_id, exclude_session_id, limit
+            )
+        return LexicalQuery(
+            scoped_tsquery(scope, words), tsquery(words), process_id, exclude_session_id, limit
+        )
 
-    async def _entity_vectors(self, tenant_id: str, entity_id: str) -> _EntityVectors:
-        """The entity's vectors as the database has them now: those held, extended by the
-        passages indexed since (ids only grow) when nothing was deleted meanwhile; all of
-        them read again otherwise."""
-        key = (tenant_id, entity_id)
-        version = await self._store.vectors_version(tenant_id, entity_id)
-        held = self.vectors.get(key, version)
-        if held is not None:
-            return held
-        stale = self.vectors.peek(key)
-        if stale is not None and version[1] > stale.version[1]:
-            rows = await self._store.vectors(tenant_id, entity_id, after_id=stale.version[1])
-            grown_to = (stale.version[0] + len(rows), int(rows[-1].id) if rows else 0)
-            if grown_to == version:  # only additions: nothing held was deleted
-                grown = await asyncio.to_thread(_extended, stale, version, rows)
-                self.vectors.put(key, grown)
-                return grown
-        rows = await self._store.vectors(tenant_id, entity_id)
-        # The rows read may be newer than `version`: held under the version they show.
-        current = (len(rows), int(rows[-1].id) if rows else 0)
-        held = await asyncio.to_thread(_entity_vectors, current, rows)
-        self.vectors.put(key, held)
-        return held
+    async def _current(
+        self, key: tuple[str, str], held: EntityVectors | None, reads: SearchReads
+    ) -> EntityVectors:
+        """The entity's vectors as the database has them now (deletions aside, see
+        `vectors`): those held, extended by the passages indexed since; all of them read
+        again when a check finds a deletion that no search came across."""
+        if held is None:
+            fresh = await asyncio.to_thread(read, reads.vectors)
+            self.vectors.put(key, fresh)
+            return fresh
+        current = held.extended(reads.vectors)
+        if reads.version is not None:
+            if current.matches(reads.version):
+                current = replace(current, verified=time.monotonic())
+            else:
+                rows = await self._store.vectors(*key)
+                current = await asyncio.to_thread(read, rows)
+        if current is not held:
+            self.vectors.put(key, current)
+        return current
 
 
 __all__ = [
@@ -331,6 +246,5 @@ __all__ = [
     "FoundMemory",
     "MemorySearch",
     "SearchMode",
-    "VectorCache",
     "search_bounds",
 ]

@@ -208,23 +208,42 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         """The session with its recent history, what the upstream gets, that body encoded,
         and the memories recalled into it."""
         settings = self._settings
-        loaded = await self._turns.load(
-            call.tenant_id,
-            call.attribution,
-            call.session_id,
-            idle_seconds=settings.session_idle_timeout,
-            token_budget=settings.history_token_budget,
-            min_messages=len(call.chat.messages),
-            heavy=call.heavy,
-        )
-        recalled: list[FoundMemory] = []
-        if call.recall is not None and self._recall is not None:
-            recalled = await self._recall.memories(
-                call.tenant_id, call.attribution, loaded.session_id, call.chat.messages, call.recall
+        recalling: asyncio.Future[list[FoundMemory]] | None = None
+        if call.recall is not None and self._recall is not None and call.session_id:
+            # The session is named: its own passages are known to leave out, so the search
+            # runs while the session loads.
+            recalling = asyncio.ensure_future(self._recall_for(call, call.session_id))
+        try:
+            loaded = await self._turns.load(
+                call.tenant_id,
+                call.attribution,
+                call.session_id,
+                idle_seconds=settings.session_idle_timeout,
+                token_budget=settings.history_token_budget,
+                min_messages=len(call.chat.messages),
+                heavy=call.heavy,
             )
+        except BaseException:
+            if recalling is not None:
+                recalling.cancel()
+                with contextlib.suppress(BaseException):
+                    await recalling
+            raise
+        recalled: list[FoundMemory] = []
+        if recalling is not None:
+            recalled = await recalling
+        elif call.recall is not None and self._recall is not None:
+            recalled = await self._recall_for(call, loaded.session_id)
         # Stored messages come encoded: only the request's own size makes assembling heavy.
         assembly, body = await offload(call.heavy, self._assemble, call, loaded, stream, recalled)
         return loaded, assembly, body, recalled
+
+    async def _recall_for(self, call: PreparedCall, session_id: str) -> list[FoundMemory]:
+        assert call.recall is not None
+        assert self._recall is not None
+        return await self._recall.memories(
+            call.tenant_id, call.attribution, session_id, call.chat.messages, call.recall
+        )
 
     def _assemble(
         self,

@@ -4,6 +4,7 @@
 | --- | --- | --- |
 | small read | loop, else a pool thread | loop, else a pool thread |
 | small write | loop if `synchronous=normal`, else the writer | loop, else a pool thread |
+| slow read (few rows, a slow statement) | a pool thread | loop, else a pool thread |
 | heavy read (many rows) | a pool thread | a pool thread |
 | heavy write | the writer | a pool thread |
 | fast paths off | a pool thread (writes: the writer) | a pool thread |
@@ -49,7 +50,7 @@ class ExecutionPolicy:
         """The paths to try in order; a later one runs when an earlier one gives up
         (`FastPathUnavailable`) before sending anything."""
         off_loop = Path.WRITER if self._sqlite and work.writes else Path.THREAD
-        on_loop = self._fast_paths and not work.heavy
+        on_loop = self._fast_paths and not work.heavy and not (self._sqlite and work.slow)
         if on_loop and self._sqlite and work.writes and self._synced_commits:
             on_loop = False
         return (Path.LOOP, off_loop) if on_loop else (off_loop,)

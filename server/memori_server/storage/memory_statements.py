@@ -1,7 +1,8 @@
 """The statements of long-term memory, compiled once per dialect like `statements`.
 
-Full-text search differs by database: SQLite's FTS5 table (its `scope` token restricts a
-match to one tenant's entity) and PostgreSQL's stored `search_vector` with a GIN index.
+Full-text search differs by database: SQLite's FTS5 table and PostgreSQL's stored
+`search_vector` with a GIN index; in both a passage's `scope` token restricts a match to one
+tenant's entity.
 Everything else is SQLAlchemy Core.
 """
 
@@ -17,7 +18,7 @@ from memori_server.storage.compiled import CompiledStatement
 from memori_server.storage.tables import memory_passages, messages, sessions
 
 # Passages fetched by id in one statement (search results); unused slots are bound to 0.
-MAX_FETCH = 128
+MAX_FETCH = 100
 _s, _m, _mp = sessions.c, messages.c, memory_passages.c
 
 
@@ -103,7 +104,7 @@ class MemoryStatements:
         of_entity = and_(_mp.tenant_id == _p("tenant_id"), _mp.entity_id == _p("entity_id"))
         # All of the entity's vectors (a search filters them in memory, where they are held).
         self.vectors = c(
-            select(_mp.id, _mp.session_id, _mp.process_id, _mp.embedding)
+            select(_mp.id, _mp.session_id, _mp.process_id, _mp.token_count, _mp.embedding)
             .where(of_entity, _mp.id > bindparam("after_id", type_=BigInteger()))
             .order_by(_mp.id)
         )
@@ -121,13 +122,12 @@ class MemoryStatements:
                 _mp.seq_first,
                 _mp.seq_last,
                 _mp.text,
-                _mp.token_count,
                 _mp.create_time,
             ).where(_mp.tenant_id == _p("tenant_id"), _mp.id.in_(slots))
         )
         if dialect.name == "sqlite":
             ranked = (
-                "SELECT p.id, -bm25(memory_fts, 0.0, 1.0) AS score FROM memory_fts "
+                "SELECT p.id, -bm25(memory_fts, 0.0, 1.0) AS score, p.token_count FROM memory_fts "
                 "JOIN memory_passages AS p ON p.id = memory_fts.rowid "
                 "WHERE memory_fts MATCH :match AND p.tenant_id = :tenant_id "
                 "AND p.entity_id = :entity_id "
@@ -135,10 +135,13 @@ class MemoryStatements:
                 "AND p.session_id != :exclude_session_id ORDER BY score DESC, p.id LIMIT :limit"
             )
         else:
+            # `:match` is the scope token AND any of the words (the GIN index intersects
+            # them); the rank counts the words alone, `:words`.
             ranked = (
-                "SELECT p.id, ts_rank_cd(p.search_vector, q.query) AS score "
-                "FROM memory_passages AS p, to_tsquery('english', :match) AS q(query) "
-                "WHERE p.search_vector @@ q.query AND p.tenant_id = :tenant_id "
+                "SELECT p.id, ts_rank_cd(p.search_vector, q.words) AS score, p.token_count "
+                "FROM memory_passages AS p, to_tsquery('english', :words) AS q(words) "
+                "WHERE p.search_vector @@ to_tsquery('english', :match) "
+                "AND numnode(q.words) > 0 AND p.tenant_id = :tenant_id "
                 "AND p.entity_id = :entity_id "
                 "AND (:all_processes = 1 OR p.process_id = :process_id) "
                 "AND p.session_id != :exclude_session_id ORDER BY score DESC, p.id LIMIT :limit"

@@ -1,7 +1,9 @@
 """Long-term memory's storage: the indexer's reads and writes, and the searches' reads.
 
-Every unit here runs off the event loop (heavy): index batches and an entity's vectors are
-many rows, and a completion must never wait behind them.
+Index batches and an entity's vectors are many rows: those units never run on the event loop
+(heavy), and a completion never waits behind them. A search's own reads are few rows: its
+full-text query may run on the loop where the loop does not wait for it (slow), and reading
+a recall's few passages by id may run on it anyway.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 from memori_server.storage.database import Database
 from memori_server.storage.memory_statements import MAX_FETCH, MemoryStatements
 from memori_server.storage.units import ConstraintViolation, Fetch, Op, Unit, Work, ops
+
+# Passages read by id in one statement that may run on the event loop (a recall's page).
+FEW_PASSAGES = 10
 
 
 def scope_token(tenant_id: str, entity_id: str) -> str:
@@ -54,6 +59,28 @@ class NewPassage:
 
 
 @dataclass(frozen=True, slots=True)
+class LexicalQuery:
+    match: str
+    """What a passage must match: FTS5 MATCH text (SQLite) or `to_tsquery` text (PostgreSQL),
+    the entity's scope token and any of the words."""
+    words: str | None
+    """PostgreSQL: the `to_tsquery` text of the words alone, which the rank counts."""
+    process_id: str | None
+    """Only this process's passages; None: any."""
+    exclude_session_id: str
+    """'' for none."""
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchReads:
+    version: tuple[int, int] | None
+    """(count, newest id) of the entity's passages, when asked for."""
+    vectors: list[Any]
+    lexical: list[tuple[int, float, int]]
+
+
+@dataclass(frozen=True, slots=True)
 class IndexStatus:
     pending: int
     indexed: int
@@ -65,12 +92,12 @@ class MemoryStore:
         self._sql = MemoryStatements(database.engine.dialect)
         self.dialect = self._sql.dialect
 
-    async def _read(self, op: Op) -> Any:
+    async def _read(self, op: Op, heavy: bool = True) -> Any:
         def unit() -> Unit[Any]:
             (result,) = yield ops(op, commit=True)
             return result
 
-        return await self._db.run(Work(unit, writes=False, heavy=True))
+        return await self._db.run(Work(unit, writes=False, heavy=heavy))
 
     # -- indexing ----------------------------------------------------------------------------
 
@@ -178,31 +205,60 @@ class MemoryStore:
 
     # -- search ------------------------------------------------------------------------------
 
-    async def lexical(
-        self, scope: dict[str, Any], match: str, limit: int
-    ) -> list[tuple[int, float]]:
-        """(passage id, full-text score: higher is better), best first. `scope`:
-        tenant_id, entity_id, process_id, all_processes (1: any process),
-        exclude_session_id ('' for none)."""
-        rows = await self._read(
-            Op(self._sql.lexical, {**scope, "match": match, "limit": limit}, Fetch.ALL)
-        )
-        return [(int(row[0]), float(row[1])) for row in rows]
-
-    async def vectors_version(self, tenant_id: str, entity_id: str) -> tuple[int, int]:
-        """(count, newest id) of the entity's passages: equal, the vectors are unchanged."""
-        row = await self._read(
-            Op(
-                self._sql.vectors_version,
-                {"tenant_id": tenant_id, "entity_id": entity_id},
-                Fetch.ONE,
+    async def search_reads(
+        self,
+        tenant_id: str,
+        entity_id: str,
+        *,
+        vectors_after: int | None,
+        version: bool,
+        lexical: LexicalQuery | None,
+    ) -> SearchReads:
+        """What a search reads, in one transaction: the entity's passages with an id above
+        `vectors_after` (None: none), as `vectors` returns them; if `version`, the entity's
+        (count, newest id), read before them; and the full-text matches of `lexical` (None:
+        none), as (id, score: higher is better, token_count), best first. Reading all
+        vectors (`vectors_after` 0) is heavy; otherwise the rows are few, and the full-text
+        query is slow."""
+        of_entity = {"tenant_id": tenant_id, "entity_id": entity_id}
+        wanted = []
+        if version:
+            wanted.append(Op(self._sql.vectors_version, of_entity, Fetch.ONE))
+        if vectors_after is not None:
+            wanted.append(
+                Op(self._sql.vectors, {**of_entity, "after_id": vectors_after}, Fetch.ALL)
             )
+        if lexical is not None:
+            parameters = {
+                **of_entity,
+                "process_id": lexical.process_id or "",
+                "all_processes": int(lexical.process_id is None),
+                "exclude_session_id": lexical.exclude_session_id,
+                "match": lexical.match,
+                "limit": lexical.limit,
+            }
+            if lexical.words is not None:
+                parameters["words"] = lexical.words
+            wanted.append(Op(self._sql.lexical, parameters, Fetch.ALL))
+
+        def unit() -> Unit[SearchReads]:
+            results = list((yield ops(*wanted, commit=True)))
+            counted = results.pop(0) if version else None
+            vectors = list(results.pop(0)) if vectors_after is not None else []
+            matches = results.pop(0) if lexical is not None else []
+            return SearchReads(
+                (int(counted.count or 0), int(counted.last or 0)) if counted else None,
+                vectors,
+                [(int(row[0]), float(row[1]), int(row[2])) for row in matches],
+            )
+
+        return await self._db.run(
+            Work(unit, writes=False, heavy=vectors_after == 0, slow=lexical is not None)
         )
-        return int(row.count or 0), int(row.last or 0)
 
     async def vectors(self, tenant_id: str, entity_id: str, after_id: int = 0) -> list[Any]:
         """The entity's passages with an id above `after_id` as (id, session_id, process_id,
-        embedding), by id."""
+        token_count, embedding), by id."""
         return list(
             await self._read(
                 Op(
@@ -218,15 +274,19 @@ class MemoryStore:
         wanted = list(ids)[:MAX_FETCH]
         parameters: dict[str, Any] = {"tenant_id": tenant_id}
         parameters |= {f"id{n}": wanted[n] if n < len(wanted) else 0 for n in range(MAX_FETCH)}
-        rows = await self._read(Op(self._sql.passages_by_id, parameters, Fetch.ALL))
+        rows = await self._read(
+            Op(self._sql.passages_by_id, parameters, Fetch.ALL), heavy=len(wanted) > FEW_PASSAGES
+        )
         return {int(row.id): row for row in rows}
 
 
 __all__ = [
     "IndexInput",
     "IndexStatus",
+    "LexicalQuery",
     "MemoryStore",
     "NewPassage",
     "PendingSession",
+    "SearchReads",
     "scope_token",
 ]

@@ -146,8 +146,9 @@ entity_erasures = Table(
 
 # Long-term memory: passages (runs of consecutive messages of one session) with their local
 # embedding, searchable per tenant and entity. Their full-text indexes live beside them and
-# are created by the migration only (SEARCH_INDEX_OBJECTS): an FTS5 table on SQLite; a
-# generated `search_vector` tsvector column with a GIN index on PostgreSQL.
+# are created by the migrations only (SEARCH_INDEX_OBJECTS): an FTS5 table on SQLite; a
+# generated `search_vector` tsvector column (text and scope token) with a GIN index without
+# a pending list on PostgreSQL.
 memory_passages = Table(
     "memory_passages",
     metadata,
@@ -158,8 +159,8 @@ memory_passages = Table(
     Column("session_id", String(ID_LENGTH), nullable=False),
     Column("entity_id", String(NAME_LENGTH), nullable=False),
     Column("process_id", String(NAME_LENGTH), nullable=False),
-    # One full-text token naming the tenant and entity: SQLite's FTS5 matches it with the
-    # query's words, so a search never ranks other entities' passages.
+    # One full-text token naming the tenant and entity: the full-text index matches it with
+    # the query's words, so a search never reads other entities' passages.
     Column("scope", String(40), nullable=False),
     Column("seq_first", BigInteger, nullable=False),
     Column("seq_last", BigInteger, nullable=False),
@@ -170,11 +171,13 @@ memory_passages = Table(
     ForeignKeyConstraint(
         ["tenant_id", "session_id"], ["sessions.tenant_id", "sessions.id"], ondelete="CASCADE"
     ),
-    Index(None, "tenant_id", "entity_id", "process_id"),
+    # A search reads an entity's passages after an id, in id order, and counts them.
+    Index(None, "tenant_id", "entity_id", "id"),
     Index(None, "tenant_id", "session_id", "seq_first"),
 )
 SEARCH_INDEX_OBJECTS = ("memory_fts", "ix_memory_passages_text_search", "search_vector")
-"""Created by migration 0004 outside `metadata`: comparisons of the two leave them out."""
+"""Created by migrations 0004 and 0005 outside `metadata`: comparisons of the two leave
+them out."""
 
 
 def outside_metadata(name: str | None) -> bool:

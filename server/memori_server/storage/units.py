@@ -66,6 +66,10 @@ class Work(Generic[T]):
     writes: bool
     heavy: bool = False
     """Large: many rows or a slow statement, so it never runs on the event loop."""
+    slow: bool = False
+    """A few rows, but the database takes milliseconds to find them (a full-text query):
+    on the event loop only where the loop does not wait for the database (PostgreSQL's
+    async connection; SQLite runs a statement inline)."""
 
 
 def ops(*items: Op, commit: bool = False) -> Batch:
