@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from memori_server.memory import search as search_module
+from memori_server.memory import vectors
 from memori_server.memory.embedder import DIMENSIONS, to_stored
 from memori_server.memory.search import MemorySearch
 from memori_server.memory.vectors import VectorCache, nearest, read
@@ -45,6 +46,9 @@ def test_extending_writes_in_place_once_and_copies_for_a_second_writer() -> None
     assert list(second.ids) == [1, 2, 4]
     assert list(first.ids) == [1, 2, 3]
     assert second.token_counts([4, 3, 2]) == {4: 14, 2: 12}
+    off_loop = second.extended([_row(5, 4)], in_place=False)
+    assert off_loop.rows is not second.rows
+    assert list(off_loop.ids) == [1, 2, 4, 5]
 
 
 def test_growth_doubles_and_keeps_everything() -> None:
@@ -191,6 +195,22 @@ def test_every_verify_interval_a_search_checks_for_deletions_nobody_met(
         assert list(held.ids) == [1, 2]
         await _ids(search, 0)
         assert store.full_reads == 2  # the count matches now
+        search.close()
+
+    asyncio.run(scenario())
+
+
+def test_many_passages_indexed_since_are_appended_off_the_loop() -> None:
+    async def scenario() -> None:
+        store = _FakeStore([_row(1, 0)])
+        search = _search(store)
+        await _ids(search, 5)
+        store.rows += [_row(n, 9 if n == 200 else 0) for n in range(2, 2 + vectors.LOOP_ROWS + 10)]
+        assert set(await _ids(search, 9, page=1)) == {200}
+        held = search.vectors.get(("t", "e"))
+        assert held is not None
+        assert held.count == vectors.LOOP_ROWS + 11
+        assert store.full_reads == 1
         search.close()
 
     asyncio.run(scenario())

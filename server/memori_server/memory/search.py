@@ -27,6 +27,7 @@ from memori_server.memory.ranking import (
     within,
 )
 from memori_server.memory.vectors import (
+    LOOP_ROWS,
     VERIFY_SECONDS,
     EntityVectors,
     VectorCache,
@@ -228,7 +229,10 @@ class MemorySearch:
             fresh = await asyncio.to_thread(read, reads.vectors)
             self.vectors.put(key, fresh)
             return fresh
-        current = held.extended(reads.vectors)
+        if len(reads.vectors) > LOOP_ROWS:
+            current = await asyncio.to_thread(held.extended, reads.vectors, False)
+        else:
+            current = held.extended(reads.vectors)
         if reads.version is not None:
             if current.matches(reads.version):
                 current = replace(current, verified=time.monotonic())

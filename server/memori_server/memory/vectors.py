@@ -28,6 +28,9 @@ from memori_server.metrics import MEMORY_VECTOR_CACHE_BYTES
 VERIFY_SECONDS = 60.0
 _ROW_OVERHEAD = 21  # bytes a passage holds besides its vector: id, codes, token count, flag
 _MIN_CAPACITY = 64
+# Passages indexed since the last search decoded on the event loop at most; more (a backfill,
+# a long pause between searches) on a worker thread.
+LOOP_ROWS = 256
 
 
 class Codes:
@@ -148,15 +151,16 @@ class EntityVectors:
         positions = self.positions(ids)
         return dict(zip(self.ids[positions].tolist(), self.tokens[positions].tolist(), strict=True))
 
-    def extended(self, rows: Sequence[Any]) -> EntityVectors:
+    def extended(self, rows: Sequence[Any], in_place: bool = True) -> EntityVectors:
         """These and the passages indexed since (`rows`, by id, all newer than `last_id`):
         written after these in place when nothing else was, else into a copy twice as big
-        (so extending costs the new rows, not the entity's)."""
+        (so extending costs the new rows, not the entity's). Off the event loop, always
+        into a copy (`in_place` False): the loop may be extending the same rows."""
         if not rows:
             return self
         end = self.count + len(rows)
         held = self.rows
-        if held.filled != self.count or held.capacity < end:
+        if not in_place or held.filled != self.count or held.capacity < end:
             held = held.grown(self.count, max(2 * end, _MIN_CAPACITY))
         held.write(self.count, rows, self.codes)
         return EntityVectors(held, end, self.codes, self.verified)
@@ -251,4 +255,12 @@ class VectorCache:
             held.mark_deleted(ids)
 
 
-__all__ = ["VERIFY_SECONDS", "Codes", "EntityVectors", "VectorCache", "nearest", "read"]
+__all__ = [
+    "LOOP_ROWS",
+    "VERIFY_SECONDS",
+    "Codes",
+    "EntityVectors",
+    "VectorCache",
+    "nearest",
+    "read",
+]
