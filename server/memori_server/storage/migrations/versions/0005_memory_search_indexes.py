@@ -11,6 +11,10 @@ without a pending list, passages of an entity in id order.
   the entity's passages after an id, in id order, and counts them; nothing filters passages
   by process in the database without the entity's id order being useful too.
 
+On PostgreSQL this rewrites `memory_passages` under an exclusive lock (a generated column's
+expression cannot be altered before PostgreSQL 17): searches, indexing and session deletions
+(which cascade to passages) wait for it; completions do not.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-30
