@@ -35,9 +35,10 @@ with `SessionService.AppendMessages`, one call per session, dated a day apart.
 
 Then, with the server stopped, where a recall's time goes: the pieces of a search timed in
 this process (the server's own `MemoryStore` and `Embedder` on the same database): the query's
-embedding, the vectors' version check, reading and decoding the entity's vectors, scoring
-them, the full-text query, reading the passages; and the whole search with the vectors held
-and with them read again.
+embedding, reading and decoding all of the entity's vectors, scoring them, the full-text query
+with the vectors indexed since (one transaction, as a search reads them), the deletion check
+(a count, once a minute), reading a page of passages; and the whole search with the vectors
+held and with them read again.
 """
 
 from __future__ import annotations
