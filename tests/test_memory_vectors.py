@@ -46,9 +46,13 @@ def test_extending_writes_in_place_once_and_copies_for_a_second_writer() -> None
     assert list(second.ids) == [1, 2, 4]
     assert list(first.ids) == [1, 2, 3]
     assert second.token_counts([4, 3, 2]) == {4: 14, 2: 12}
-    off_loop = second.extended([_row(5, 4)], in_place=False)
+    off_loop = second.extended([_row(5, 4, session="new")], in_place=False)
     assert off_loop.rows is not second.rows
     assert list(off_loop.ids) == [1, 2, 4, 5]
+    # Its new names are coded in a copy: the loop's versions may be adding names meanwhile.
+    assert second.codes.get("new") == -1
+    assert off_loop.codes.get("new") >= 0
+    assert 5 not in nearest(off_loop, _unit(4), None, "new", 10)
 
 
 def test_growth_doubles_and_keeps_everything() -> None:

@@ -49,11 +49,19 @@ class Codes:
     def array(self, names: Iterable[str]) -> npt.NDArray[np.int32]:
         return np.fromiter((self.of(name) for name in names), dtype=np.int32)
 
+    def copy(self) -> Codes:
+        """The same codes, to add to without touching these (two threads adding names at
+        once could give two names one code)."""
+        twin = Codes()
+        twin._codes = dict(self._codes)
+        return twin
+
 
 class _Rows:
     """Arrays with room to grow, shared by the successive versions of an entity's vectors:
     a version sees its first `count` rows, which never change, while the next version
-    writes the rows after them. Used from the event loop only, as are the versions."""
+    writes the rows after them. Written in place on the event loop only; off it, only
+    rows of a copy no other version has yet."""
 
     def __init__(self, capacity: int) -> None:
         self.ids = np.zeros(capacity, dtype=np.int64)
@@ -159,11 +167,13 @@ class EntityVectors:
         if not rows:
             return self
         end = self.count + len(rows)
-        held = self.rows
+        held, codes = self.rows, self.codes
         if not in_place or held.filled != self.count or held.capacity < end:
             held = held.grown(self.count, max(2 * end, _MIN_CAPACITY))
-        held.write(self.count, rows, self.codes)
-        return EntityVectors(held, end, self.codes, self.verified)
+        if not in_place:
+            codes = codes.copy()
+        held.write(self.count, rows, codes)
+        return EntityVectors(held, end, codes, self.verified)
 
     def mark_deleted(self, ids: Iterable[int]) -> None:
         """The passages of `ids` are deleted: never a candidate again (for every version:
