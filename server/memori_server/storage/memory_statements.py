@@ -2,8 +2,7 @@
 
 Full-text search differs by database: SQLite's FTS5 table and PostgreSQL's stored
 `search_vector` with a GIN index; in both a passage's `scope` token restricts a match to one
-tenant's entity.
-Everything else is SQLAlchemy Core.
+tenant's entity. Everything else is SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -102,7 +101,8 @@ class MemoryStatements:
         )
         # -- search --------------------------------------------------------------------------
         of_entity = and_(_mp.tenant_id == _p("tenant_id"), _mp.entity_id == _p("entity_id"))
-        # All of the entity's vectors (a search filters them in memory, where they are held).
+        # The entity's vectors after an id (all of them after 0): a search filters them in
+        # memory, where they are held, and reads only those indexed since.
         self.vectors = c(
             select(_mp.id, _mp.session_id, _mp.process_id, _mp.token_count, _mp.embedding)
             .where(of_entity, _mp.id > bindparam("after_id", type_=BigInteger()))

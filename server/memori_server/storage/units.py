@@ -65,7 +65,8 @@ class Work(Generic[T]):
     """Makes the unit; called again if a fast path gives up before running anything."""
     writes: bool
     heavy: bool = False
-    """Large: many rows or a slow statement, so it never runs on the event loop."""
+    """Large: many rows, or long for any database to run, so it never runs on the event
+    loop."""
     slow: bool = False
     """A few rows, but the database takes milliseconds to find them (a full-text query):
     on the event loop only where the loop does not wait for the database (PostgreSQL's
