@@ -16,6 +16,7 @@ from memori_proto.v1 import chat_pb2, common_pb2
 from memori_server.chat.upstream_errors import broken_stream, from_status_error
 from memori_server.config import Settings
 from memori_server.errors import ServiceError
+from memori_server.foreground import Foreground
 from memori_server.services.chat_service import ChatService
 from memori_server.services.tenancy import DEFAULT_TENANT
 
@@ -217,3 +218,55 @@ def test_a_stream_is_stored_when_it_finishes_and_not_when_it_breaks(
         stream(stores, handlers, who, user("and another"))
     stored = stores.run(stores.sessions.get(DEFAULT_TENANT, session_id))
     assert stored.message_count == 2
+
+
+def test_a_completion_is_in_the_foreground_except_while_it_waits_for_the_upstream(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What background work (the memory indexer) gives way to: the call's own work, not its
+    wait for the upstream or its relay of a stream."""
+    foreground = Foreground()
+    upstream = FakeUpstream()
+    handlers = ChatService(
+        stores.turns,
+        stores.sessions,
+        stores.requests,
+        upstream,  # type: ignore[arg-type]
+        make_settings("sqlite:///unused.db"),
+        foreground=foreground,
+    )
+    seen: list[tuple[str, bool]] = []
+
+    def watched(name: str, method: Any) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            seen.append((name, foreground.busy))
+            return await method(*args, **kwargs)
+
+        return call
+
+    def watched_stream(method: Any) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            async for item in method(*args, **kwargs):
+                seen.append(("stream chunk", foreground.busy))
+                yield item
+
+        return call
+
+    monkeypatch.setattr(stores.turns, "load", watched("load", stores.turns.load))
+    monkeypatch.setattr(stores.turns, "store_turn", watched("store", stores.turns.store_turn))
+    monkeypatch.setattr(upstream, "complete", watched("upstream", upstream.complete))
+    monkeypatch.setattr(upstream, "stream", watched_stream(upstream.stream))
+    who = attribution()
+    complete(stores, handlers, who, user("hello"))
+    assert seen == [("load", True), ("upstream", False), ("store", True)]
+    assert not foreground.busy
+    seen.clear()
+    stream(stores, handlers, who, user("and again"))
+    assert seen[:1] == [("load", True)]
+    assert seen[-1] == ("store", True)
+    assert {busy for name, busy in seen if name == "stream chunk"} == {False}
+    assert not foreground.busy
+    upstream.fail = broken_stream("gone")  # a failed call leaves the foreground too
+    with pytest.raises(ServiceError):
+        complete(stores, handlers, who, user("fails"))
+    assert not foreground.busy

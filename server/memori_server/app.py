@@ -23,6 +23,7 @@ from memori_server.auth import (
 )
 from memori_server.chat.upstream import Upstream
 from memori_server.config import Settings, parse_listen
+from memori_server.foreground import Foreground
 from memori_server.health import DatabaseHealth
 from memori_server.housekeeping import Housekeeping
 from memori_server.memory.runtime import MemoryRuntime
@@ -137,6 +138,8 @@ class MemoriServer:
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._auth: ApiKeyInterceptor | None = None
         self.memory: MemoryRuntime | None = None
+        self.foreground = Foreground()
+        """The completions being worked on, which background work gives way to."""
 
     async def _open_storage(self) -> SessionStore:
         settings = self.settings
@@ -176,7 +179,7 @@ class MemoriServer:
         requests = IdempotencyStore(self._database, utc_now)
         turns = TurnStore(self._database, cache=self._history_cache)
         if settings.memory:
-            self.memory = await MemoryRuntime.open(self._database, settings)
+            self.memory = await MemoryRuntime.open(self._database, settings, self.foreground)
             turns.on_stored = self.memory.indexer.poke
         self._chat = ChatService(
             turns,
@@ -185,6 +188,7 @@ class MemoriServer:
             self._upstream,
             settings,
             recall=self.memory.recall if self.memory else None,
+            foreground=self.foreground,
         )
         servicers = (
             SessionService(

@@ -63,6 +63,10 @@ MEMORY_INDEXED_MESSAGES = Counter(
 MEMORY_INDEXED_PASSAGES = Counter(
     "memori_memory_indexed_passages_total", "Passages embedded and stored by the indexer."
 )
+MEMORY_INDEX_RUNS_STOPPED = Counter(
+    "memori_memory_index_runs_stopped_total",
+    "Model runs of the indexer stopped midway to give way to a completion (and run again).",
+)
 MEMORY_INDEX_SECONDS = Histogram(
     "memori_memory_index_batch_seconds",
     "Time to build and embed one session's batch of passages.",

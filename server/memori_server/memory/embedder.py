@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +50,21 @@ _STORED_DTYPE = np.dtype("<f2")
 STORED_BYTES = DIMENSIONS * _STORED_DTYPE.itemsize
 
 Vectors = npt.NDArray[np.float32]
+T = TypeVar("T")
+StopHook = Callable[[Callable[[], None]], AbstractContextManager[None]]
+"""`hook(stop)` registers, for the duration of a model run, a callable that stops it."""
+
+
+class RunStopped(Exception):
+    """A model run was stopped midway through its stop hook; nothing of it is kept."""
+
+
+class ModelRuns(Protocol):
+    """When each model run of `Embedder.embed` happens: `run(attempt)` calls
+    `attempt(hook)` (hook None: the run cannot be stopped) until one returns, and may wait
+    before each attempt. An attempt stopped through the hook raises RunStopped."""
+
+    def run(self, attempt: Callable[[StopHook | None], T]) -> T: ...
 
 
 class ModelIntegrityError(Exception):
@@ -110,6 +126,7 @@ class Embedder:
         self._session: Any = ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
+        self._run_options: Callable[[], Any] = ort.RunOptions
         self._input_names = frozenset(i.name for i in self._session.get_inputs())
         self._memory_bytes = model_size + len(tokenizer_bytes)
         _return_freed_memory()
@@ -120,9 +137,10 @@ class Embedder:
         several times this, see the module's docstring."""
         return self._memory_bytes
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
+    def embed(self, texts: Sequence[str], runs: ModelRuns | None = None) -> Vectors:
         """Mean pooling over the attention mask, then L2 normalisation (sentence-transformers'
-        all-MiniLM-L6-v2 recipe). Empty input -> shape (0, 384). Empty string allowed."""
+        all-MiniLM-L6-v2 recipe). Empty input -> shape (0, 384). Empty string allowed.
+        `runs` decides when each model run (a batch of texts) happens; None: at once."""
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         if not texts:
             return out
@@ -138,7 +156,7 @@ class Embedder:
             ):
                 end += 1
             chunk = order[start:end]
-            out[chunk] = self._run([ids[i] for i in chunk])
+            out[chunk] = self._run([ids[i] for i in chunk], runs)
             start = end
         return out
 
@@ -147,7 +165,7 @@ class Embedder:
         row: Vectors = self.embed([text])[0]
         return row
 
-    def _run(self, ids: Sequence[Sequence[int]]) -> Vectors:
+    def _run(self, ids: Sequence[Sequence[int]], runs: ModelRuns | None = None) -> Vectors:
         width = max(len(row) for row in ids)
         input_ids = np.full((len(ids), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
@@ -157,13 +175,34 @@ class Embedder:
         feeds = {"input_ids": input_ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
-        hidden = np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
+        outputs = (
+            self._infer(feeds, None)
+            if runs is None
+            else runs.run(lambda hook: self._infer(feeds, hook))
+        )
+        hidden = np.asarray(outputs[0], dtype=np.float32)
         weights = mask.astype(np.float32)
         summed: Vectors = np.einsum("bs,bsd->bd", weights, hidden)
         pooled = summed / weights.sum(axis=1, keepdims=True)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         unit: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return unit
+
+    def _infer(self, feeds: dict[str, Any], hook: StopHook | None) -> Any:
+        if hook is None:
+            return self._session.run(None, feeds)
+        options = self._run_options()
+
+        def stop() -> None:
+            options.terminate = True  # onnxruntime checks it between the graph's nodes
+
+        with hook(stop):
+            try:
+                return self._session.run(None, feeds, options)
+            except Exception as error:
+                if options.terminate:
+                    raise RunStopped() from error
+                raise
 
 
 def to_stored(vectors: npt.NDArray[np.floating[Any]]) -> list[bytes]:

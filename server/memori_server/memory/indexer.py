@@ -2,8 +2,10 @@
 
 It never delays a completion: it runs as one task beside the server and embeds on a thread
 of its own at the lowest scheduling priority (nice 19), so the kernel gives the cores to
-the event loop and to other processes first and indexing takes what is idle; `duty` can cap
-it further (it then rests after each batch in proportion to the time the batch took). Its
+the event loop and to other processes first and indexing takes what is idle. Each of its
+steps (a database read or write, a model run) also waits until no completion is in the
+foreground, and a model run is stopped when one arrives (`yielding`); `duty` can cap it
+further (it then rests after each batch in proportion to the time the batch took). Its
 progress is the sessions' watermark in the database, so a restart resumes where it stopped,
 and several server processes on one PostgreSQL share the work (a session two of them index
 at once is stored by one).
@@ -21,8 +23,10 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from memori_server.foreground import Foreground
 from memori_server.memory.embedder import Embedder, to_stored
 from memori_server.memory.passages import Passage, continues, line_of, passages_of
+from memori_server.memory.yielding import YieldingRuns
 from memori_server.metrics import (
     MEMORY_INDEX_SECONDS,
     MEMORY_INDEXED_MESSAGES,
@@ -34,6 +38,8 @@ from memori_server.tokens import bundled_encoding, count_message
 log = logging.getLogger(__name__)
 SESSIONS_PER_ROUND = 16
 MESSAGES_PER_SESSION = 256
+# How long one step waits for the completions in the foreground before it runs anyway.
+PATIENCE = 0.25
 
 
 def _lowest_priority() -> None:
@@ -51,8 +57,11 @@ class Indexer:
         *,
         duty: float,
         interval: float,
+        foreground: Foreground | None = None,
     ) -> None:
         self._store = store
+        self._foreground = foreground or Foreground()
+        self._runs = YieldingRuns(self._foreground, PATIENCE)
         # The indexer's own model session, made on its thread at first use: the threads
         # onnxruntime starts for it then inherit that thread's low priority.
         self._make_embedder = make_embedder
@@ -89,11 +98,13 @@ class Indexer:
 
     async def round(self) -> bool:
         """Index one batch of sessions; whether there was anything to index."""
+        await self._foreground.quiet(PATIENCE)
         pending = await self._store.pending_sessions(SESSIONS_PER_ROUND)
         if not pending:
             return False
         random.shuffle(pending)  # processes sharing a database start at different sessions
         for session in pending:
+            await self._foreground.quiet(PATIENCE)
             source = await self._store.index_input(session, MESSAGES_PER_SESSION, continues)
             started = time.monotonic()
             passages = await asyncio.get_running_loop().run_in_executor(
@@ -104,6 +115,7 @@ class Indexer:
             through = max(new) if new else session.message_count
             busy = time.monotonic() - started
             MEMORY_INDEX_SECONDS.observe(busy)
+            await self._foreground.quiet(PATIENCE)
             if await self._store.write_index(source, through, passages):
                 MEMORY_INDEXED_MESSAGES.inc(through - session.indexed_seq)
                 MEMORY_INDEXED_PASSAGES.inc(len(passages))
@@ -123,7 +135,7 @@ class Indexer:
             return []
         if self._embedder is None:
             self._embedder = self._make_embedder()
-        vectors = to_stored(self._embedder.embed([passage.text for passage in built]))
+        vectors = to_stored(self._embedder.embed([p.text for p in built], runs=self._runs))
         return [
             NewPassage(
                 seq_first=passage.seq_first,

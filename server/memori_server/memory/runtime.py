@@ -8,6 +8,7 @@ import functools
 import logging
 
 from memori_server.config import Settings
+from memori_server.foreground import Foreground
 from memori_server.memory.embedder import Embedder
 from memori_server.memory.indexer import Indexer
 from memori_server.memory.recall import Recall
@@ -19,7 +20,14 @@ log = logging.getLogger(__name__)
 
 
 class MemoryRuntime:
-    def __init__(self, database: Database, embedder: Embedder, settings: Settings) -> None:
+    def __init__(
+        self,
+        database: Database,
+        embedder: Embedder,
+        settings: Settings,
+        foreground: Foreground | None = None,
+    ) -> None:
+        """`foreground`: the completions the indexer gives way to."""
         self.store = MemoryStore(database)
         self.search = MemorySearch(
             self.store,
@@ -33,11 +41,14 @@ class MemoryRuntime:
             functools.partial(Embedder, settings.memory_index_threads),
             duty=settings.memory_index_duty,
             interval=settings.memory_index_interval,
+            foreground=foreground,
         )
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, database: Database, settings: Settings) -> MemoryRuntime:
+    async def open(
+        cls, database: Database, settings: Settings, foreground: Foreground | None = None
+    ) -> MemoryRuntime:
         """Load the model (on a thread: it takes a moment) and make the parts."""
         embedder = await asyncio.to_thread(Embedder, 1)
         log.info(
@@ -48,7 +59,7 @@ class MemoryRuntime:
                 "recall_default": settings.recall_default,
             },
         )
-        return cls(database, embedder, settings)
+        return cls(database, embedder, settings, foreground)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.indexer.run())

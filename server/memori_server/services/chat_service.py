@@ -34,6 +34,7 @@ from memori_server.chat.upstream_errors import broken_stream, invalid_response
 from memori_server.config import Settings
 from memori_server.domain import Attribution
 from memori_server.errors import MemoryOff, ReplyTooLarge, ResultNotKept, SessionNotFound
+from memori_server.foreground import Foreground
 from memori_server.memory.recall import Recall, RecallRequest, recall_message, requested
 from memori_server.memory.search import FoundMemory
 from memori_server.offload import offload
@@ -125,9 +126,12 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         upstream: Upstream,
         settings: Settings,
         recall: Recall | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
-        """`recall` is None when the server runs without long-term memory."""
+        """`recall` is None when the server runs without long-term memory; `foreground`
+        counts the completions being worked on, for background work to give way to."""
         self._recall = recall
+        self._foreground = foreground or Foreground()
         self._turns = turns
         self._sessions = sessions
         self._requests = requests
@@ -175,7 +179,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         """Hold one of the tenant's completion slots while the call runs; inside, the
         validated call and, when it has a request id, its claim."""
         tenant_id = calling_tenant()
-        with self._tenants.completion(tenant_id):
+        with self._tenants.completion(tenant_id), self._foreground.serving():
             call = await self._prepare(request, tenant_id)
             claim = None
             if call.request_id is not None:
@@ -313,7 +317,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _run_complete(self, call: PreparedCall, rpc: Context) -> chat_pb2.CompleteResponse:
         loaded, assembly, body, recalled = await self._load_and_assemble(call, stream=False)
         async with asyncio.timeout(self._call_limit(rpc)):
-            text, parsed = await self._upstream.complete(body, self._timeout(rpc))
+            with self._foreground.waiting():
+                text, parsed = await self._upstream.complete(body, self._timeout(rpc))
         # Checked before anything is stored: the reply converts, and it can be sent.
         response = chat_pb2.CompleteResponse(
             session=session_pb(self._session(call, loaded)),
@@ -346,16 +351,17 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         reply = StreamAssembly()
         held: list[chat_pb2.StreamCompleteResponse] = []
         chunks = self._upstream.stream(body, self._timeout(rpc))
-        async for text, chunk in bounded(chunks, self._stream_limit(rpc)):
-            reply.add(chunk)
-            response = chat_pb2.StreamCompleteResponse(chunk=chunk_pb(chunk), chunk_json=text)
-            self._check_sendable(response)
-            if reply.finished or held:
-                # From the finish reason on, chunks wait until the turn is stored: a client
-                # that has seen the end of the stream finds the turn in the session.
-                held.append(response)
-            else:
-                yield response
+        with self._foreground.waiting():  # relaying is waiting on the upstream, mostly
+            async for text, chunk in bounded(chunks, self._stream_limit(rpc)):
+                reply.add(chunk)
+                response = chat_pb2.StreamCompleteResponse(chunk=chunk_pb(chunk), chunk_json=text)
+                self._check_sendable(response)
+                if reply.finished or held:
+                    # From the finish reason on, chunks wait until the turn is stored: a client
+                    # that has seen the end of the stream finds the turn in the session.
+                    held.append(response)
+                else:
+                    yield response
         if not reply.finished:
             raise broken_stream("it ended without a finish reason")
         # The request id keeps the assembled completion, not the chunks: a replay re-chunks it.

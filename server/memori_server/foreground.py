@@ -1,0 +1,131 @@
+"""The completions this process is working on right now, for background work to give way to.
+
+A completion is "in the foreground" while the server does its own work for it: validating,
+loading and assembling the history, storing the turn. While it waits for the upstream, or
+relays a stream, it is not: that is when background work (long-term memory's indexer) may
+use the cores, the database and the disk. Background work asks `quiet` (on the event loop) or
+`wait_quiet` (on a thread) before each step, and can register an interrupt that is called as
+soon as a completion comes to the foreground, to stop a step already running.
+
+Quiet means quiet for `settle` seconds: an upstream that answers within it (a local model,
+a cache) finds nothing started in the meantime, and calls that follow each other closely
+keep background work out between them.
+
+Counting happens on the event loop; the waits and interrupts are safe from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+SETTLE = 0.01
+
+
+class Foreground:
+    def __init__(self, settle: float = SETTLE) -> None:
+        self._settle = settle
+        self._lock = threading.Lock()
+        self._count = 0
+        self._quiet_since = 0.0
+        self._quiet = threading.Event()  # for threads
+        self._quiet.set()
+        self._loop_quiet = asyncio.Event()  # for the event loop, where counting happens
+        self._loop_quiet.set()
+        self._interrupts: list[Callable[[], None]] = []
+
+    @property
+    def busy(self) -> bool:
+        return self._count > 0
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """A completion's own work runs inside."""
+        self._enter()
+        try:
+            yield
+        finally:
+            self._leave()
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Inside `serving`: the completion waits for something else (the upstream)."""
+        self._leave()
+        try:
+            yield
+        finally:
+            self._enter()
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._count += 1
+            self._quiet.clear()
+            self._loop_quiet.clear()
+            interrupts = list(self._interrupts)
+        for interrupt in interrupts:
+            interrupt()
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._count -= 1
+            if self._count == 0:
+                self._quiet_since = time.monotonic()
+                self._quiet.set()
+                self._loop_quiet.set()
+
+    def _unsettled(self) -> float:
+        """Seconds until the quiet has lasted `settle` (0: it has; only while quiet)."""
+        return max(self._quiet_since + self._settle - time.monotonic(), 0.0)
+
+    def wait_quiet(self, patience: float) -> bool:
+        """Block until no completion has been in the foreground for `settle` seconds, at
+        most `patience` seconds; whether it is quiet."""
+        deadline = time.monotonic() + patience
+        while self._quiet.wait(max(deadline - time.monotonic(), 0.0)):
+            unsettled = self._unsettled()
+            if unsettled == 0.0:
+                return True
+            if time.monotonic() + unsettled > deadline:
+                return False
+            time.sleep(unsettled)
+            if not self._count and self._unsettled() == 0.0:
+                return True
+        return False
+
+    async def quiet(self, patience: float) -> None:
+        """On the event loop: wait until no completion has been in the foreground for
+        `settle` seconds, at most `patience` seconds (then go on anyway, so that background
+        work never starves)."""
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            if self._count:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._loop_quiet.wait(), max(deadline - time.monotonic(), 0.0)
+                    )
+                continue
+            unsettled = self._unsettled()
+            if unsettled == 0.0:
+                return
+            await asyncio.sleep(min(unsettled, max(deadline - time.monotonic(), 0.0)))
+
+    @contextlib.contextmanager
+    def interrupting(self, interrupt: Callable[[], None]) -> Iterator[None]:
+        """Call `interrupt` (from the event loop's thread) when a completion comes to the
+        foreground while inside; at once if one is there already."""
+        with self._lock:
+            self._interrupts.append(interrupt)
+            busy = self._count > 0
+        try:
+            if busy:
+                interrupt()
+            yield
+        finally:
+            with self._lock:
+                self._interrupts.remove(interrupt)
+
+
+__all__ = ["Foreground"]
