@@ -32,6 +32,7 @@ from memori_server.reflection import enable_reflection
 from memori_server.registration import add_service
 from memori_server.services.append import Appender
 from memori_server.services.chat_service import ChatService
+from memori_server.services.claim_releases import ClaimReleases
 from memori_server.services.entity_service import EntityService
 from memori_server.services.memory_service import MemoryService
 from memori_server.services.session_service import SessionService
@@ -140,6 +141,8 @@ class MemoriServer:
         self.memory: MemoryRuntime | None = None
         self.foreground = Foreground()
         """The completions being worked on, which background work gives way to."""
+        self._releases: ClaimReleases | None = None
+        """The completions being worked on, which background work gives way to."""
 
     async def _open_storage(self) -> SessionStore:
         settings = self.settings
@@ -177,6 +180,7 @@ class MemoriServer:
         assert self._database is not None
         self._upstream = Upstream(settings)
         requests = IdempotencyStore(self._database, utc_now)
+        self._releases = ClaimReleases(requests)
         turns = TurnStore(self._database, cache=self._history_cache)
         if settings.memory:
             self.memory = await MemoryRuntime.open(self._database, settings, self.foreground)
@@ -189,10 +193,13 @@ class MemoriServer:
             settings,
             recall=self.memory.recall if self.memory else None,
             foreground=self.foreground,
+            releases=self._releases,
         )
         servicers = (
             SessionService(
-                store, settings.session_idle_timeout, Appender(turns, store, requests, settings)
+                store,
+                settings.session_idle_timeout,
+                Appender(turns, store, requests, settings, self._releases),
             ),
             self._chat,
             EntityService(
@@ -305,8 +312,8 @@ class MemoriServer:
 
         if self._server is not None:
             await self._server.stop(grace)
-        if self._chat is not None:
-            await self._chat.drain(RELEASE_GRACE_SECONDS)
+        if self._releases is not None:  # of the calls the stop cancelled
+            await self._releases.drain(RELEASE_GRACE_SECONDS)
         if self.memory is not None:
             await self.memory.stop()
         if self._upstream is not None:

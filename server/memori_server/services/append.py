@@ -16,7 +16,6 @@ database that other tenants share.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from memori_server.errors import SessionNotFound
 from memori_server.offload import offload
 from memori_server.rpc_errors import Context
 from memori_server.services.chat_service import HEAVY_MESSAGES, HEAVY_REQUEST_BYTES
+from memori_server.services.claim_releases import ClaimReleases
 from memori_server.services.convert import session_pb
 from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
@@ -112,6 +112,7 @@ class Appender:
         sessions: SessionStore,
         requests: IdempotencyStore,
         settings: Settings,
+        releases: ClaimReleases | None = None,
     ) -> None:
         self._turns = turns
         self._sessions = sessions
@@ -120,7 +121,7 @@ class Appender:
         self._limits = RequestLimits(max_messages=settings.max_request_messages)
         self._content_urls = ContentUrlPolicy.configured(settings)
         self._tenants = TenantLimits.configured(settings, what="appends")
-        self._releases: set[asyncio.Task[None]] = set()
+        self._releases = releases or ClaimReleases(requests)
 
     async def append(
         self, request: session_pb2.AppendMessagesRequest, rpc: Context
@@ -143,7 +144,9 @@ class Appender:
             try:
                 return await self._store(tenant_id, call, claim.owner, heavy=heavy)
             except BaseException:
-                self._release(tenant_id, call.request_id, claim.owner)
+                # In the background: it must outlive the call's cancellation, and the server
+                # waits for it at shutdown.
+                self._releases.release(tenant_id, call.request_id, claim.owner)
                 raise
 
     async def _store(
@@ -199,18 +202,6 @@ class Appender:
     def _lease(rpc: Context) -> float:
         remaining = rpc.time_remaining()
         return (DEFAULT_LEASE_SECONDS if remaining is None else remaining) + LEASE_MARGIN_SECONDS
-
-    def _release(self, tenant_id: str, request_id: str, owner: str | None) -> None:
-        """Drop the claim of a failed call, so a retry runs it again; in the background, since
-        it must survive the call's cancellation. One that does not finish (the server stops)
-        strands the claim until its lease ends."""
-        if owner is None:
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._requests.release(tenant_id, request_id, owner)
-        )
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
 
 
 __all__ = ["Appender"]

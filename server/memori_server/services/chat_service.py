@@ -39,6 +39,7 @@ from memori_server.memory.recall import Recall, RecallRequest, recall_message, r
 from memori_server.memory.search import FoundMemory
 from memori_server.offload import offload
 from memori_server.rpc_errors import Context
+from memori_server.services.claim_releases import ClaimReleases
 from memori_server.services.convert import session_pb
 from memori_server.services.memory_service import memory_pb
 from memori_server.services.tenancy import calling_tenant
@@ -127,6 +128,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         settings: Settings,
         recall: Recall | None = None,
         foreground: Foreground | None = None,
+        releases: ClaimReleases | None = None,
     ) -> None:
         """`recall` is None when the server runs without long-term memory; `foreground`
         counts the completions being worked on, for background work to give way to."""
@@ -137,7 +139,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         self._requests = requests
         self._upstream = upstream
         self._settings = settings
-        self._releases: set[asyncio.Task[None]] = set()
+        self._releases = releases or ClaimReleases(requests)
         self._limits = RequestLimits(
             max_messages=settings.max_request_messages,
             max_choices=settings.max_choices,
@@ -395,21 +397,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         )
 
     def _release(self, call: PreparedCall) -> None:
-        """Drop the claim of a failed call in the background: it must survive cancellation
-        (`drain` waits for these at shutdown)."""
-        if call.request_id is None or call.claim_owner is None:
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._requests.release(call.tenant_id, call.request_id, call.claim_owner)
-        )
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-
-    async def drain(self, seconds: float) -> None:
-        """Wait for the claim releases of failed and cancelled calls (at shutdown, after the
-        server stopped: a stranded claim would make its retry wait for the lease)."""
-        if self._releases:
-            await asyncio.wait(set(self._releases), timeout=seconds)
+        """Give back the claim of a failed call, in the background (it must survive the
+        call's cancellation; the server waits for it at shutdown)."""
+        self._releases.release(call.tenant_id, call.request_id, call.claim_owner)
 
     async def _releasing_on_failure(self, call: PreparedCall, work: Awaitable[T]) -> T:
         try:
