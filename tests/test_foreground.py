@@ -132,9 +132,11 @@ def test_a_run_a_call_interrupts_is_run_again_and_past_patience_a_run_goes_to_it
     assert len(hooks) == 2
     assert runs.stopped == 1
     hooks.clear()
+    waited = runs.waited
     with foreground.serving():
         assert runs.run(attempt) == "to its end"
     assert hooks == [None]
+    assert runs.waited - waited >= 0.05  # its patience, counted as waiting, not as work
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,7 @@ class MemoriServer:
         self.foreground = Foreground()
         """The completions being worked on, which background work gives way to."""
         self._releases: ClaimReleases | None = None
-        """The completions being worked on, which background work gives way to."""
+        """The request-id releases of failed calls, completions and appends alike."""
 
     async def _open_storage(self) -> SessionStore:
         settings = self.settings

@@ -106,14 +106,15 @@ class Indexer:
         for session in pending:
             await self._foreground.quiet(PATIENCE)
             source = await self._store.index_input(session, MESSAGES_PER_SESSION, continues)
-            started = time.monotonic()
+            started, waited = time.monotonic(), self._runs.waited
             passages = await asyncio.get_running_loop().run_in_executor(
                 self._thread, self._passages, source
             )
             new = [int(row.seq) for row in source.rows if int(row.seq) > session.indexed_seq]
             # No rows after the watermark (none can be read): nothing is left to index.
             through = max(new) if new else session.message_count
-            busy = time.monotonic() - started
+            # The batch's own time: its waits for completions are neither work nor duty.
+            busy = time.monotonic() - started - (self._runs.waited - waited)
             MEMORY_INDEX_SECONDS.observe(busy)
             await self._foreground.quiet(PATIENCE)
             if await self._store.write_index(source, through, passages):

@@ -27,12 +27,17 @@ class YieldingRuns:
         self._patience = patience
         self.stopped = 0
         """Runs stopped for a completion (and run again)."""
+        self.waited = 0.0
+        """Seconds spent waiting for completions, which is not indexing work."""
 
     def run(self, attempt: Callable[[StopHook | None], T]) -> T:
         deadline = time.monotonic() + self._patience
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._foreground.wait_quiet(left):
+            started = time.monotonic()
+            left = deadline - started
+            quiet = left > 0 and self._foreground.wait_quiet(left)
+            self.waited += time.monotonic() - started
+            if not quiet:
                 return attempt(None)
             try:
                 return attempt(self._foreground.interrupting)
