@@ -2,7 +2,9 @@
 
 One `AsyncOpenAI` (and so one pooled HTTP client) serves every call. Responses are taken
 as the upstream's raw JSON text, which the service relays unchanged, instead of being
-parsed into SDK models and dumped again: that is lossless and costs less per call.
+parsed into SDK models and dumped again: that is lossless and costs less per call. A
+completion the SDK would send in one attempt goes out as the request the SDK built, without
+its per-call layers (`single_attempt.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import openai
 from openai._constants import RAW_RESPONSE_HEADER
 from openai._response import AsyncAPIResponse
 
+from memori_server.chat.single_attempt import COMPLETIONS_PATH, SingleAttempt
 from memori_server.chat.upstream_errors import (
     UpstreamError,
     invalid_response,
@@ -47,32 +50,45 @@ class Upstream:
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_connections,
         )
+        http_client = openai.DefaultAioHttpClient(limits=limits)
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
             max_retries=settings.upstream_max_retries,
             timeout=settings.upstream_timeout,
-            http_client=openai.DefaultAioHttpClient(limits=limits),
+            http_client=http_client,
         )
         self.default_timeout = settings.upstream_timeout
         self.base_url = str(self._client.base_url)
+        self.single_attempt = (
+            SingleAttempt(self._client, http_client, self._post_through_sdk)
+            if SingleAttempt.applies(self._client, http_client, settings.upstream_max_retries)
+            else None
+        )
 
     async def close(self) -> None:
         await self._client.close()
 
+    async def _post_through_sdk(self, body: bytes, upstream_timeout: float) -> bytes:
+        # The SDK's generic POST (its documented way to call any endpoint): auth, retries,
+        # timeouts and error classes as `create`, with a body the caller encoded (off the
+        # event loop when it is large) and the raw bytes kept for the caller.
+        response = await self._client.post(
+            COMPLETIONS_PATH,
+            cast_to=httpx2.Response,
+            content=body,
+            options={"timeout": upstream_timeout},
+        )
+        return response.content
+
     async def complete(self, body: bytes, upstream_timeout: float) -> tuple[str, dict[str, Any]]:
         """POST /chat/completions with the JSON `body`; returns (raw JSON text, parsed)."""
         try:
-            # The SDK's generic POST (its documented way to call any endpoint): auth, retries,
-            # timeouts and error classes as `create`, with a body the caller encoded (off the
-            # event loop when it is large) and the raw text kept for the caller.
-            response = await self._client.post(
-                "/chat/completions",
-                cast_to=httpx2.Response,
-                content=body,
-                options={"timeout": upstream_timeout},
-            )
-            text = response.content.decode("utf-8")  # JSON is UTF-8, whatever the header says
+            if self.single_attempt is not None:
+                content = await self.single_attempt.complete(body, upstream_timeout)
+            else:
+                content = await self._post_through_sdk(body, upstream_timeout)
+            text = content.decode("utf-8")  # JSON is UTF-8, whatever the header says
         except (UnicodeError, LookupError) as error:  # also the SDK reading an error's body
             raise invalid_response(f"the body is not text in its charset ({error})") from error
         except openai.OpenAIError as error:
@@ -94,7 +110,7 @@ class Upstream:
         yields (raw chunk JSON, parsed chunk)."""
         try:
             response = await self._client.post(
-                "/chat/completions",
+                COMPLETIONS_PATH,
                 cast_to=httpx2.Response,
                 content=body,
                 # The SDK's streamed-response mode: the body is not read before returning.
