@@ -14,6 +14,8 @@ from typing import Any
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from memori_proto.v1 import (
     chat_pb2_grpc,
     common_pb2,
@@ -163,6 +165,57 @@ def test_extending_lets_go_of_what_the_budget_no_longer_reaches() -> None:
     assert held.through == 12
     assert not held.from_session_start
     assert len(window("s", 10).extended([said("q")], 35, min_messages=8).messages) == 8
+
+
+def _as_loaded(
+    held: HistoryWindow, turn: list[HistoryMessage], budget: int, min_messages: int
+) -> HistoryWindow:
+    """What a load reads after the turn: from the newest message back until the budget is
+    exceeded (that message included), and at least `min_messages`."""
+    combined = (*held.messages, *turn)
+    start, used = len(combined), 0
+    while start > 0 and (used <= budget or len(combined) - start < min_messages):
+        start -= 1
+        used += combined[start].token_count
+    through = held.through + len(turn)
+    return HistoryWindow.of(
+        held.session_id, held.create_time, held.attribution, through, combined[start:]
+    )
+
+
+_MESSAGES = st.lists(
+    st.builds(
+        HistoryMessage,
+        st.sampled_from(["user", "assistant"]),
+        st.binary(max_size=40),
+        st.sampled_from([0, 1, 5, 27, 300]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    stored=_MESSAGES,
+    older=st.integers(0, 5),
+    turns=st.lists(_MESSAGES, min_size=1, max_size=3),
+    budget=st.sampled_from([0, 1, 30, 100, 1000]),
+    min_messages=st.integers(0, 6),
+)
+def test_extending_is_what_a_load_would_read(
+    stored: list[HistoryMessage],
+    older: int,
+    turns: list[list[HistoryMessage]],
+    budget: int,
+    min_messages: int,
+) -> None:
+    """Extending counts from the oldest end (what it adds and lets go, not the whole
+    window): the same window, tokens and size as reading from the newest end."""
+    held = HistoryWindow.of("s", CREATED, Attribution("ann", "agent"), len(stored) + older, stored)
+    for turn in turns:
+        extended = held.extended(turn, budget, min_messages)
+        assert extended == _as_loaded(held, turn, budget, min_messages)
+        held = extended
 
 
 def test_an_erased_entity_leaves_no_window_and_others_stay() -> None:

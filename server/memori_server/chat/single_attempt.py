@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 import httpx2
 import openai
+import yarl
 from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._models import FinalRequestOptions
 from openai._vendor.httpx_aiohttp.transport import AiohttpTransport, map_aiohttp_exceptions
@@ -57,7 +58,7 @@ class SingleAttempt:
         self._transport = transport
         self._send_through_sdk = send_through_sdk
         self._template = template
-        self.url = str(template.url)
+        self.url = yarl.URL(str(template.url), encoded=True)  # parsed once, not per call
         self._headers = {
             key: value
             for key, value in template.headers.multi_items()

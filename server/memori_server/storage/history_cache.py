@@ -61,9 +61,7 @@ class HistoryWindow:
         messages: Sequence[HistoryMessage],
     ) -> HistoryWindow:
         held = tuple(messages)
-        size = WINDOW_OVERHEAD_BYTES + sum(
-            len(item.encoded) + MESSAGE_OVERHEAD_BYTES for item in held
-        )
+        size = WINDOW_OVERHEAD_BYTES + _bytes(held)
         tokens = sum(item.token_count for item in held)
         from_start = through <= len(held)
         return cls(session_id, create_time, attribution, through, held, from_start, tokens, size)
@@ -72,20 +70,39 @@ class HistoryWindow:
         self, turn: Sequence[HistoryMessage], token_budget: int, min_messages: int
     ) -> HistoryWindow:
         """With a just-stored turn appended, and the oldest messages the budget no longer
-        reaches let go (as a load would read it: the budget, and at least `min_messages`)."""
+        reaches let go (as a load would read it: the budget, and at least `min_messages`).
+
+        The window kept is the shortest suffix whose tokens exceed the budget (and that
+        holds `min_messages`), or all of it: found from the old end, so a call costs what
+        it adds and lets go, not the window's length.
+        """
         combined = (*self.messages, *turn)
-        start = len(combined)
-        used = 0
-        while start > 0 and (used <= token_budget or len(combined) - start < min_messages):
-            start -= 1
-            used += combined[start].token_count
-        return HistoryWindow.of(
+        tokens = self.tokens + sum(item.token_count for item in turn)
+        size = self.size + _bytes(turn)
+        start = 0
+        while start < len(combined) - 1:
+            after = tokens - combined[start].token_count
+            if after <= token_budget or len(combined) - start - 1 < min_messages:
+                break  # the suffix after `start` would no longer reach past the budget
+            tokens = after
+            size -= _bytes(combined[start : start + 1])
+            start += 1
+        held = combined[start:]
+        through = self.through + len(turn)
+        return HistoryWindow(
             self.session_id,
             self.create_time,
             self.attribution,
-            self.through + len(turn),
-            combined[start:],
+            through,
+            held,
+            through <= len(held),
+            tokens,
+            size,
         )
+
+
+def _bytes(messages: Sequence[HistoryMessage]) -> int:
+    return sum(len(item.encoded) + MESSAGE_OVERHEAD_BYTES for item in messages)
 
 
 Key = tuple[str, str]  # (tenant id, session id)
