@@ -44,6 +44,7 @@ from memori_server.storage.idempotency import IdempotencyStore
 from memori_server.storage.migrate import migrate, pending_revision
 from memori_server.storage.retention import RetentionStore
 from memori_server.storage.session_store import SessionStore, utc_now
+from memori_server.storage.statistics import analyze_never_analyzed
 from memori_server.storage.turn_store import TurnStore
 from memori_server.transport import BindError, bind
 
@@ -90,7 +91,8 @@ async def open_database(
     fast_paths: bool = True,
     sqlite_synchronous: str = "full",
 ) -> Database:
-    """Connect, then migrate (or warn when the schema lags); StartupError says what failed."""
+    """Connect, then migrate (or warn when the schema lags) and give PostgreSQL statistics of
+    tables that have none; StartupError says what failed."""
     try:
         database = Database(
             database_url, pool_size, fast_paths=fast_paths, sqlite_synchronous=sqlite_synchronous
@@ -110,6 +112,11 @@ async def open_database(
         raise StartupError(
             f"cannot use database {mask(database_url)}: {type(error).__name__}: {error}"
         ) from error
+    try:
+        if analyzed := await analyze_never_analyzed(database):
+            log.info("analyzed tables without statistics", extra={"tables": analyzed})
+    except Exception as error:  # the planner's statistics help; serving does not need them
+        log.warning("cannot analyze tables", extra={"error": f"{type(error).__name__}: {error}"})
     return database
 
 
