@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import signal
@@ -340,6 +341,11 @@ class MemoriServer:
         loop.add_signal_handler(signal.SIGHUP, self.reload_api_keys)
         try:
             await self.start()
+            # What is alive now lives as long as the process (modules, the SDK, compiled
+            # statements, the tokenizer): left out of the cyclic collector, whose full passes
+            # otherwise walk all of it, stalling every call in flight (90-100 ms a pass,
+            # measured under chat_complete; 8-10 ms frozen).
+            gc.freeze()
             await stop.wait()
             log.info("shutting down", extra={"grace_seconds": self.settings.shutdown_grace})
         finally:
