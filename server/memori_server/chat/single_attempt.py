@@ -2,9 +2,9 @@
 
 With no retries configured (the default), the SDK's `post` sends one request. Its work per
 call (request options copied twice, headers merged and validated, an httpx2 request built
-and carried through its aiohttp adapter, a response wrapper) cost this server 0.2-0.4 ms of
-CPU per completion on the event loop, more than the rest of the call together. Everything
-in that work that depends on the call is the body and the read timeout, so:
+and carried through its aiohttp adapter, a response wrapper) cost this server 0.4-0.5 ms of
+CPU per completion on the event loop, a quarter of all it spent on one. Everything in that
+work that depends on the call is the body and the read timeout, so:
 
 - the SDK builds the request once, at start: its URL and headers are what every call sends
   (the API key, its `User-Agent` and `X-Stainless-*` headers, the retry count 0), with the
