@@ -5,10 +5,13 @@ side by side against the real SDK and the stand-in upstream."""
 from __future__ import annotations
 
 import asyncio
+import gzip
+import http.server
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from memori_server.chat.upstream import Upstream
@@ -177,3 +180,76 @@ def test_the_sdk_sends_what_one_attempt_would_not_be(
     each = _upstream("http://upstream.example/v1", **overrides)
     assert each.single_attempt is None
     asyncio.run(each.close())
+
+
+class _Compressing(http.server.BaseHTTPRequestHandler):
+    """An upstream that gzips its answers, as OpenAI's does for clients that accept it."""
+
+    gzipped: ClassVar[list[bool]] = []
+    status: ClassVar[int] = 200
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        answer = _COMPLETION if self.status == 200 else {"error": {"message": "slow down"}}
+        body = json.dumps(answer).encode()
+        gzipped = "gzip" in (self.headers.get("accept-encoding") or "")
+        self.gzipped.append(gzipped)
+        if gzipped:
+            body = gzip.compress(body)
+        self.send_response(self.status)
+        self.send_header("content-type", "application/json")
+        if gzipped:
+            self.send_header("content-encoding", "gzip")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+_COMPLETION = {
+    "id": "chatcmpl-gz",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "compressed"},
+            "finish_reason": "stop",
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("status", [200, 429])
+def test_a_compressed_answer_is_read_as_through_the_sdk(
+    monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    monkeypatch.setattr(_Compressing, "status", status)
+    monkeypatch.setattr(_Compressing, "gzipped", [])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Compressing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+
+        async def scenario(fast: Upstream, sdk: Upstream) -> list[object]:
+            answers: list[object] = []
+            for each in (fast, sdk):
+                try:
+                    answers.append((await each.complete(BODY, 5.0))[1])
+                except UpstreamError as error:
+                    answers.append((str(error.code), str(error), error.upstream_message))
+            return answers
+
+        answers = _side_by_side(f"http://127.0.0.1:{server.server_port}/v1", scenario)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers[0] == answers[1]
+    if status == 200:
+        assert answers[0] == _COMPLETION
+    else:
+        assert answers[0][2] == "slow down"  # type: ignore[index]
+    assert _Compressing.gzipped == [True, True]  # both asked for it: both decompressed it
