@@ -114,10 +114,17 @@ async def open_database(
             f"cannot use database {mask(database_url)}: {type(error).__name__}: {error}"
         ) from error
     try:
-        if analyzed := await analyze_never_analyzed(database):
-            log.info("analyzed tables without statistics", extra={"tables": analyzed})
+        analyzed = await analyze_never_analyzed(database)
     except Exception as error:  # the planner's statistics help; serving does not need them
         log.warning("cannot analyze tables", extra={"error": f"{type(error).__name__}: {error}"})
+    else:
+        if analyzed.tables:
+            log.info("analyzed tables without statistics", extra={"tables": analyzed.tables})
+        if analyzed.skipped:
+            log.warning(
+                "tables without statistics left to autovacuum (lock held or out of time)",
+                extra={"tables": analyzed.skipped},
+            )
     return database
 
 
