@@ -24,8 +24,7 @@ streams, the SDK's `post` runs as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import httpx2
@@ -47,7 +46,7 @@ class SingleAttempt:
         self,
         client: openai.AsyncOpenAI,
         http_client: httpx2.AsyncClient,
-        send_through_sdk: Callable[[bytes, float], Any],
+        send_through_sdk: Callable[[bytes, float], Awaitable[bytes]],
     ) -> None:
         template = client._build_request(
             FinalRequestOptions.construct(method="post", url=COMPLETIONS_PATH, content=b"")
@@ -106,7 +105,7 @@ class SingleAttempt:
         if 200 <= status < 300:
             return content
         if 300 <= status < 400:  # the SDK follows redirects; the upstream did no work
-            return await self._send_through_sdk(body, seconds)  # type: ignore[no-any-return]
+            return await self._send_through_sdk(body, seconds)
         kept = [(key, value) for key, value in raw_headers if key.lower() not in _DECODED]
         failed = httpx2.Response(status, headers=kept, content=content, request=self._template)
         raise self._client._make_status_error_from_response(failed)

@@ -85,7 +85,7 @@ class HistoryWindow:
             if after <= token_budget or len(combined) - start - 1 < min_messages:
                 break  # the suffix after `start` would no longer reach past the budget
             tokens = after
-            size -= _bytes(combined[start : start + 1])
+            size -= _cost(combined[start])
             start += 1
         held = combined[start:]
         through = self.through + len(turn)
@@ -101,8 +101,12 @@ class HistoryWindow:
         )
 
 
+def _cost(message: HistoryMessage) -> int:
+    return len(message.encoded) + MESSAGE_OVERHEAD_BYTES
+
+
 def _bytes(messages: Sequence[HistoryMessage]) -> int:
-    return sum(len(item.encoded) + MESSAGE_OVERHEAD_BYTES for item in messages)
+    return sum(_cost(item) for item in messages)
 
 
 Key = tuple[str, str]  # (tenant id, session id)
