@@ -33,10 +33,20 @@ class CompiledStatement:
         self.sql = str(compiled)
         self._positional = compiled.positional
         names: Sequence[str] = compiled.positiontup or list(compiled.binds)
-        self._binds = [
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names
-        ]
+        processors_by_name = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in compiled.binds.items()
+        }
+        self._binds = [(name, processors_by_name[name]) for name in names]
+        self.numbered_sql = b""
+        """PostgreSQL: the same statement with `$n` placeholders, for libpq itself."""
+        self._numbered_binds: list[tuple[str, Processor]] = []
+        if dialect.name == "postgresql":
+            numbered: Any = statement.compile(dialect=_numbered_dialect(dialect))
+            self.numbered_sql = str(numbered).encode()
+            self._numbered_binds = [
+                (name, processors_by_name[name]) for name in numbered.positiontup
+            ]
         # Values the statement carries itself (a LIMIT, say), used unless the call gives one.
         self._own_values = {name: compiled.binds[name].value for name in names}
         columns = _result_columns(statement)
@@ -64,6 +74,15 @@ class CompiledStatement:
         ]
         return [value for _, value in converted] if self._positional else dict(converted)
 
+    def numbered_parameters(self, values: Mapping[str, Any]) -> list[Any]:
+        """The parameters of `numbered_sql`, in order ($1, $2, ...)."""
+        own = self._own_values
+        converted = []
+        for name, process in self._numbered_binds:
+            value = values[name] if name in values else own[name]
+            converted.append(process(value) if process else value)
+        return converted
+
     def row(self, raw: Sequence[Any] | None) -> Any:
         """A driver row as a named tuple of converted values (None stays None)."""
         if raw is None:
@@ -86,6 +105,17 @@ class CompiledStatement:
                 values[index] = process(values[index])
             result.append(self._row(*values))
         return result
+
+
+_NUMBERED_DIALECTS: dict[str, Dialect] = {}
+
+
+def _numbered_dialect(dialect: Dialect) -> Dialect:
+    """A dialect of the same kind that writes `$1, $2, ...` (libpq's own placeholders)."""
+    key = f"{dialect.name}+{dialect.driver}"
+    if key not in _NUMBERED_DIALECTS:
+        _NUMBERED_DIALECTS[key] = type(dialect)(paramstyle="numeric_dollar")  # type: ignore[call-arg]
+    return _NUMBERED_DIALECTS[key]
 
 
 def _result_columns(statement: ClauseElement) -> list[Any]:

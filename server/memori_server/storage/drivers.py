@@ -3,8 +3,9 @@
 - `run_blocking`: a DBAPI connection (sqlite3 or psycopg), statement after statement. The
   thread path runs it in a worker thread; SQLite's event-loop path runs it inline on kept-open
   connections (`SqliteLoopConnections`), since a SQLite statement is a function call.
-- `PostgresLoop`: psycopg's async pool on the event loop, each batch pipelined (one round
-  trip; with `Batch.commit`, the commit rides along).
+- `PostgresLoop`: psycopg's async pool on the event loop, each batch sent in one round trip
+  through the connection's libpq (`libpq_batches`; with `Batch.commit`, the commit rides
+  along).
 
 Every driver runs the same compiled statements and hands the unit the same results: a row
 named tuple (ONE), a list of them (ALL), a row count, or None.
@@ -22,6 +23,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import Engine
 
+from memori_server.storage.libpq_batches import PreparedNames, run_batch
 from memori_server.storage.units import Batch, ConstraintViolation, Fetch, Op, Unit, Work
 
 T = TypeVar("T")
@@ -228,10 +230,14 @@ class PostgresLoop:
             max_size=pool_size,
             open=False,
             timeout=10,
-            kwargs={"autocommit": True},
+            # psycopg prepares nothing on these: its statements go through libpq_batches,
+            # and a psycopg that had prepared some would answer a ROLLBACK with
+            # DEALLOCATE ALL, taking ours with it.
+            kwargs={"autocommit": True, "prepare_threshold": None},
         )
         self._opened = False
         self._checks: set[asyncio.Task[None]] = set()
+        self._prepared = PreparedNames()
 
     async def run(self, work: Work[T]) -> T:
         try:
@@ -243,7 +249,7 @@ class PostgresLoop:
             self._check_soon()
             raise FastPathUnavailable(str(error)) from error
         try:
-            return await _run_pipelined(connection, work)
+            return await _run_pipelined(connection, work, self._prepared)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self._check_soon()  # idle connections die with a database restart: drop them
             raise
@@ -261,60 +267,41 @@ class PostgresLoop:
             self._opened = False
 
 
-async def _queue(connection: psycopg.AsyncConnection[Any], op: Op) -> psycopg.AsyncCursor[Any]:
-    statement = op.statement
-    cursor = connection.cursor()
-    if op.many:
-        rows: Sequence[Any] = op.params  # type: ignore[assignment]
-        await cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
-    else:
-        await cursor.execute(statement.sql, statement.parameters(op.params))  # type: ignore[arg-type]
-    return cursor
-
-
-async def _fetch(cursor: psycopg.AsyncCursor[Any], op: Op) -> Any:
-    statement = op.statement
-    if op.fetch is Fetch.ONE:
-        return statement.row(await cursor.fetchone())
-    if op.fetch is Fetch.ALL:
-        return statement.rows(await cursor.fetchall())
-    if op.fetch is Fetch.ROWCOUNT:
-        return cursor.rowcount
-    return None
-
-
-async def _run_reads(connection: psycopg.AsyncConnection[Any], work: Work[T]) -> T:
-    """Run a read-only unit: each batch one round trip (pipelined when it has several
-    statements), each statement standing alone (autocommit)."""
+async def _run_reads(
+    connection: psycopg.AsyncConnection[Any], work: Work[T], prepared: PreparedNames
+) -> T:
+    """Run a read-only unit: each batch one round trip, outside any transaction block (its
+    statements share the implicit one that ends at the batch's sync)."""
     unit = work.start()
     step = _first(unit)
     while isinstance(step, Batch):
-        if len(step.ops) == 1:  # no pipeline to enter and leave for a lone statement
-            op = step.ops[0]
-            results = [await _fetch(await _queue(connection, op), op)]
-        else:
-            async with connection.pipeline() as pipeline:
-                cursors = [await _queue(connection, op) for op in step.ops]
-                await pipeline.sync()
-                results = [
-                    await _fetch(cursor, op) for cursor, op in zip(cursors, step.ops, strict=True)
-                ]
+        results = await run_batch(
+            connection, step.ops, begin=False, commit=False, prepared=prepared
+        )
         step = _send(unit, results)
     return step.value  # type: ignore[no-any-return]
 
 
-async def _run_pipelined(connection: psycopg.AsyncConnection[Any], work: Work[T]) -> T:
+async def _run_pipelined(
+    connection: psycopg.AsyncConnection[Any], work: Work[T], prepared: PreparedNames
+) -> T:
     """Run `work` with each batch pipelined: one round trip per batch, the commit included
     when the batch says so (a later batch then runs in a new transaction)."""
     if not work.writes:
-        return await _run_reads(connection, work)
+        return await _run_reads(connection, work, prepared)
     unit = work.start()
     step = _first(unit)
     in_transaction = False
     try:
         while isinstance(step, Batch):
             try:
-                results = await _pipelined_batch(connection, step, begin=not in_transaction)
+                results = await run_batch(
+                    connection,
+                    step.ops,
+                    begin=not in_transaction,
+                    commit=step.commit,
+                    prepared=prepared,
+                )
             except psycopg.IntegrityError as error:
                 await _roll_back(connection)
                 in_transaction = False
@@ -330,21 +317,6 @@ async def _run_pipelined(connection: psycopg.AsyncConnection[Any], work: Work[T]
         if in_transaction or connection.info.transaction_status != IDLE:
             with contextlib.suppress(Exception):
                 await _roll_back(connection)
-
-
-async def _pipelined_batch(
-    connection: psycopg.AsyncConnection[Any], batch: Batch, *, begin: bool
-) -> list[Any]:
-    """One batch in one round trip: BEGIN (when a transaction starts with it), its
-    statements, COMMIT (when it commits). Leaving the pipeline syncs it, and raises the
-    first error, after which the server skipped the rest, a queued COMMIT included."""
-    async with connection.pipeline():
-        if begin:
-            await connection.execute(b"BEGIN")
-        cursors = [await _queue(connection, op) for op in batch.ops]
-        if batch.commit:
-            await connection.execute(b"COMMIT")
-    return [await _fetch(cursor, op) for cursor, op in zip(cursors, batch.ops, strict=True)]
 
 
 async def _roll_back(connection: psycopg.AsyncConnection[Any]) -> None:
