@@ -61,11 +61,11 @@ class PreparedNames:
             names = self._by_connection[connection] = {}
         return names
 
-    @staticmethod
-    def new_name() -> bytes:
-        """Never reused in this process, so a name whose PREPARE fate is unknown (a batch
-        that failed) is never prepared twice on a connection."""
-        return b"memori_%d" % next(_NAME_NUMBERS)
+
+def _new_name() -> bytes:
+    """Never reused in this process, so a name whose PREPARE fate is unknown (a batch that
+    failed) is never prepared twice on a connection."""
+    return b"memori_%d" % next(_NAME_NUMBERS)
 
 
 class _Request:
@@ -75,7 +75,6 @@ class _Request:
         self.pgconn = connection.pgconn
         self.transformer = Transformer(connection)
         self.names = prepared.on(connection)
-        self._prepared = prepared
         self.commands: list[Callable[[], None]] = []
         self.owners: list[int | None] = []
         """Per command, the index of the op it runs (None: BEGIN, COMMIT, a PREPARE)."""
@@ -95,7 +94,7 @@ class _Request:
         key = (statement.numbered_sql, types)
         name = self.names.get(key)
         if name is None:
-            name = self._prepared.new_name()
+            name = _new_name()
             self.preparing[len(self.commands)] = (key, name)
             sql = statement.numbered_sql
             self.commands.append(lambda: self.pgconn.send_prepare(name, sql, param_types=types))
