@@ -265,6 +265,35 @@ _MEMORY_RSS = re.compile(
 )
 
 
+def test_hot_path_reports_cpu_and_throughput_per_window() -> None:
+    """`--only hot_path --quick`: each window has a memori and a direct row, the server's CPU
+    per completion, and the memori/direct row with its CPU share and verdicts."""
+    result = _bench_quick("hot_path")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for stored in ("0", "10", "300"):
+        memori = re.search(
+            rf"^sqlite\s+{stored}\s+memori\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$",
+            result.stdout,
+            re.MULTILINE,
+        )
+        assert memori is not None, result.stdout
+        assert int(memori.group(1)) > 0
+        assert float(memori.group(3)) > 0  # server cpu ms per completion
+        summary = re.search(
+            rf"^sqlite\s+{stored}\s+memori/direct\s+([\d.]+)x\s+server cpu ([\d.]+)x "
+            r"a direct request's; .*throughput (meets|MISSES)",
+            result.stdout,
+            re.MULTILINE,
+        )
+        assert summary is not None, result.stdout
+        assert float(summary.group(2)) > 0
+    assert re.search(
+        r"^sqlite\s+300\s+memori/direct.*server cpu (meets|MISSES) the goal",
+        result.stdout,
+        re.MULTILINE,
+    )
+
+
 def test_memory_perf_reports_every_goal() -> None:
     """`--only memory_perf --quick` (200 messages, a few calls): servers with and without
     --memory start, recall recalls, indexing finishes at both duties, and every goal's figure
