@@ -129,15 +129,14 @@ async def run_batch(
         request.plain(_COMMIT)
     results = await _exchange(connection, request.commands)
     first_error = next((result for result in results if result.status == _FAILED), None)
-    if first_error is None:
-        for command, (key, name) in request.preparing.items():
-            if results[command].status == _PREPARED:
-                request.names[key] = name
     if first_error is not None:
         error = errors.error_from_result(first_error, encoding=connection.info.encoding)
         if isinstance(error, errors.InvalidSqlStatementName):
             request.names.clear()  # deallocated behind our back: prepare again next time
         raise error
+    for command, (key, name) in request.preparing.items():
+        if results[command].status == _PREPARED:
+            request.names[key] = name
     return _results(request, batch_ops, results)
 
 
