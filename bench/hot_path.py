@@ -11,8 +11,9 @@ budget of 8,000 tokens holds about 300):
 - completions per second, memori against direct, in one run (phases alternate);
 - the server process's CPU per completion, from /proc/<pid>/stat (user + system);
 - this process's CPU per completion on each path, for information (the client's share);
-- the server's CPU per completion over a direct request's CPU in the same run, which stays
-  put when the machine's speed does not (it changed by 2.5x from one day to the next here).
+- the server's CPU per completion over a direct request's CPU in the same run: steadier
+  than the absolute figure when the machine's speed changes (it did by 2.5x from one day to
+  the next here), though it still moves by about 15 % between runs.
 """
 
 from __future__ import annotations
