@@ -17,6 +17,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -90,9 +91,14 @@ _POINTER_OF_SESSION = and_(
 _HISTORY_WINDOW = and_(
     _m.tenant_id == _s.tenant_id,
     _m.session_id == _s.id,
-    # Sequence numbers run 1..message_count without gaps: the newest N by key range.
-    _m.seq > _s.message_count - bindparam("window", type_=BigInteger()),
-    _m.seq > bindparam("since", type_=BigInteger()),
+    # Sequence numbers run 1..message_count without gaps: the newest N by key range. One
+    # bound (SQLite's scalar max): with two, SQLite ranges the key on one and filters the
+    # other, so a call with its window held walked that whole window to find no new row.
+    _m.seq
+    > func.max(
+        _s.message_count - bindparam("window", type_=BigInteger()),
+        bindparam("since", type_=BigInteger()),
+    ),
 )
 
 
