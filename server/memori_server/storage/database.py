@@ -33,6 +33,7 @@ from memori_server.storage.drivers import (
 )
 from memori_server.storage.engine import WRITE_OPTION, create_engine
 from memori_server.storage.execution import ExecutionPolicy, Path
+from memori_server.storage.sqlite_loop_commits import SqliteLoopCommits
 from memori_server.storage.sqlite_writer import SqliteWriter
 from memori_server.storage.statements import Statements
 from memori_server.storage.units import Batch, Fetch, Op, Unit, Work
@@ -85,17 +86,18 @@ class Database:
         self.engine = create_engine(database_url, pool_size, sqlite_synchronous)
         self.dialect = self.engine.dialect.name
         self.statements = Statements(self.engine.dialect)
-        self._policy = ExecutionPolicy(
-            self.dialect, fast_paths, sqlite_synced_commits=sqlite_synchronous == "full"
-        )
+        self._policy = ExecutionPolicy(self.dialect, fast_paths)
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="memori-db")
         self._writer: SqliteWriter | None = None
         self._loop_sqlite: SqliteLoopConnections | None = None
+        self._loop_commits: SqliteLoopCommits | None = None
         self._loop_postgres: PostgresLoop | None = None
         self._transactions: Transactions
         if self.dialect == "sqlite":
             self._transactions = SqliteTransactions()
             self._loop_sqlite = SqliteLoopConnections(self.engine)
+            if sqlite_synchronous == "full":  # commits wait for the disk: not on the loop
+                self._loop_commits = SqliteLoopCommits(self.engine)
             self._writer = SqliteWriter(self.engine)
         else:
             self._transactions = PsycopgTransactions()
@@ -123,6 +125,8 @@ class Database:
 
     async def _on_loop(self, work: Work[T]) -> T:
         if self._loop_sqlite is not None:
+            if work.writes and self._loop_commits is not None:
+                return await self._loop_commits.run(work)
             return self._loop_sqlite.run(work)
         assert self._loop_postgres is not None
         return await self._loop_postgres.run(work)
@@ -152,6 +156,8 @@ class Database:
         await self.run(Work(functools.partial(_ping, self.statements), writes=False))
 
     async def close(self) -> None:
+        if self._loop_commits is not None:
+            await self._loop_commits.close()
         if self._loop_sqlite is not None:
             self._loop_sqlite.close()
         if self._loop_postgres is not None:

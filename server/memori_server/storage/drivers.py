@@ -36,6 +36,11 @@ class FastPathUnavailable(Exception):
     """The event-loop path cannot run the unit now (nothing was sent); take the thread path."""
 
 
+def write_lock_taken(error: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused a BEGIN IMMEDIATE because another connection holds the lock."""
+    return "locked" in str(error) or "busy" in str(error)
+
+
 class Transactions(Protocol):
     """How a DBAPI connection begins, commits and rolls back (SQLite's are explicit)."""
 
@@ -200,7 +205,7 @@ class SqliteLoopConnections:
         try:
             return run_blocking(self._writer, self._transactions, work)
         except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
+            if write_lock_taken(error):
                 # BEGIN IMMEDIATE found the lock taken (the unit holds it from then on):
                 # nothing was written, and the thread path waits for the lock instead.
                 raise FastPathUnavailable("the SQLite write lock is held") from error
@@ -333,4 +338,5 @@ __all__ = [
     "SqliteLoopConnections",
     "SqliteTransactions",
     "run_blocking",
+    "write_lock_taken",
 ]

@@ -1,12 +1,13 @@
-"""SQLite's one writer: write units queue here and run in groups on one thread, each group
-one transaction with one commit, so one sync to disk serves every turn that waited for it.
+"""SQLite's writer thread: the write units that do not run on the event loop (heavy ones,
+ones that found the write lock held, all of them without fast paths) queue here and run in
+groups on one thread, each group one transaction with one commit, so one sync to disk serves
+every unit that waited for it. (Small writes run on the loop: `sqlite_loop_commits`.)
 
 SQLite has one writer at a time, and with `synchronous=full` every commit waits for the
-disk. Committing each turn on its own made the disk sync, and handing each unit to a thread,
-the largest cost of a chat call under load. A group commits once; each unit runs inside its
-own savepoint, so a unit that fails (or meets a constraint and goes on) leaves no trace of
-itself while the others are kept. A unit's result is handed back only after the group's
-commit: an acknowledged turn is on disk. If the commit fails, every unit of the group fails.
+disk. A group commits once; each unit runs inside its own savepoint, so a unit that fails
+(or meets a constraint and goes on) leaves no trace of itself while the others are kept. A
+unit's result is handed back only after the group's commit: an acknowledged turn is on disk.
+If the commit fails, every unit of the group fails.
 """
 
 from __future__ import annotations
@@ -123,14 +124,12 @@ class SqliteWriter:
                 raise
 
     def _run_unit(self, connection: Any, queued: _Queued) -> None:
-        connection.execute("SAVEPOINT unit")
         try:
-            queued.value = run_blocking(connection, _SAVEPOINTS, queued.work)
+            queued.value = run_in_savepoint(connection, queued.work)
         except sqlite3.OperationalError:
             raise  # the connection or the transaction broke: the group fails
-        except Exception as error:  # the unit's own failure (already rolled back to its start)
+        except Exception as error:  # the unit's own failure
             queued.error = error
-        connection.execute("RELEASE unit")
 
     def _abandon(self) -> None:
         connection, self._connection = self._connection, None
@@ -139,6 +138,22 @@ class SqliteWriter:
         with contextlib.suppress(sqlite3.Error):
             connection.execute("ROLLBACK")
         connection.invalidate()
+
+
+def run_in_savepoint(connection: Any, work: Work[T]) -> T:
+    """Run a write unit inside the open transaction: what it wrote is kept, or, if it fails,
+    rolled back to its start (its error raised) while the transaction goes on. An
+    `sqlite3.OperationalError` means the transaction itself broke."""
+    connection.execute("SAVEPOINT unit")
+    try:
+        value = run_blocking(connection, _SAVEPOINTS, work)
+    except sqlite3.OperationalError:
+        raise
+    except Exception:
+        connection.execute("RELEASE unit")  # its writes are rolled back already
+        raise
+    connection.execute("RELEASE unit")
+    return value
 
 
 def _deliver(group: list[_Queued]) -> None:
@@ -162,4 +177,4 @@ def _settle(group: list[_Queued]) -> None:
             queued.future.set_result(queued.value)
 
 
-__all__ = ["SqliteWriter"]
+__all__ = ["SqliteWriter", "run_in_savepoint"]

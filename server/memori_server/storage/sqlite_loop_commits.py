@@ -1,0 +1,156 @@
+"""SQLite's small writes on the event loop, with their commits (the sync to disk) on a thread.
+
+With `synchronous=full` every commit waits for the disk, which the event loop must not. The
+writer thread (`sqlite_writer`) avoids that by running whole units, but there the thread and
+the loop take turns at the GIL at every statement and every row the unit reads (sqlite3
+lets go of it around each step): about nine thread switches per stored turn under load,
+more CPU than the statements themselves. Here only the COMMIT leaves the loop:
+
+- A unit's statements run on the loop, inline (a SQLite statement is a function call; the
+  write lock is this connection's, so nothing waits), inside the open transaction and in a
+  savepoint of their own: a unit that fails leaves no trace and the others are kept.
+- Units that arrive in the same turn of the loop join that transaction; then one COMMIT runs
+  on a thread. Each unit's result is given only once its commit is done: an acknowledged
+  write is on disk. If the commit fails, every unit of the transaction fails.
+- Units that arrive while a commit runs wait for it, and form the next transaction.
+- The connection's busy timeout is zero: while another connection holds the write lock (the
+  writer thread's heavy units, another process), BEGIN fails at once and the unit takes the
+  writer thread, which waits for the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from memori_server.storage.drivers import FastPathUnavailable, write_lock_taken
+from memori_server.storage.sqlite_writer import run_in_savepoint
+from memori_server.storage.units import Work
+
+T = TypeVar("T")
+
+
+class _Transaction:
+    """The open transaction: the units that ran in it wait for `committed`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.committed: asyncio.Future[None] = loop.create_future()
+        self.broken: BaseException | None = None
+        """Set when a statement broke the transaction itself: it is rolled back, not
+        committed."""
+
+
+class SqliteLoopCommits:
+    """One kept-open write connection, used on its event loop; its commits on one thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._open: _Transaction | None = None
+        self._committing: asyncio.Future[None] | None = None
+        """Done (never failed) when the commit in flight has ended."""
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="memori-db-commit")
+        self._closed = False
+        self.commits = 0
+        """Transactions committed: fewer than units whenever writes arrive together."""
+
+    async def run(self, work: Work[T]) -> T:
+        loop = asyncio.get_running_loop()
+        if self._loop is None or (self._loop.is_closed() and self._committing is None):
+            self._loop = loop  # the first loop, or the next one once it has ended
+        if loop is not self._loop or self._closed:
+            raise FastPathUnavailable("the loop's SQLite write connection is another loop's")
+        while self._committing is not None:  # the connection is busy with the last commit
+            await asyncio.shield(self._committing)
+        transaction = self._open or self._begin(loop)
+        try:
+            value = run_in_savepoint(self._connection, work)
+        except sqlite3.OperationalError as error:
+            # The transaction itself broke (I/O, a full disk): none of it is committed, and
+            # no later unit runs in it (SQLite may have ended it: they would autocommit).
+            transaction.broken = error
+            self._open = None
+            self._abandon()
+            raise
+        await asyncio.shield(transaction.committed)  # a cancelled caller's unit commits too
+        return value
+
+    def _begin(self, loop: asyncio.AbstractEventLoop) -> _Transaction:
+        if self._connection is None:
+            connection = self._engine.raw_connection()
+            connection.execute("PRAGMA busy_timeout=0")
+            self._connection = connection
+        try:
+            self._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if write_lock_taken(error):
+                raise FastPathUnavailable("the SQLite write lock is held") from error
+            self._abandon()
+            raise
+        transaction = self._open = _Transaction(loop)
+        # After the callbacks already due: the units woken with this one join it first.
+        loop.call_soon(self._commit, transaction)
+        return transaction
+
+    def _commit(self, transaction: _Transaction) -> None:
+        assert self._loop is not None
+        if self._open is transaction:
+            self._open = None
+        if transaction.broken is not None:  # rolled back when it broke
+            _fail(transaction, transaction.broken)
+            return
+        ended = self._committing = self._loop.create_future()
+        # The thread runs COMMIT to its end whatever happens to the callers meanwhile.
+        commit = self._loop.run_in_executor(self._executor, self._connection.execute, "COMMIT")
+        commit.add_done_callback(functools.partial(self._ended, transaction, ended))
+
+    def _ended(
+        self, transaction: _Transaction, ended: asyncio.Future[None], commit: asyncio.Future[Any]
+    ) -> None:
+        error = commit.exception()
+        if error is None:
+            self.commits += 1
+            transaction.committed.set_result(None)
+        else:
+            self._abandon()
+            _fail(transaction, error)
+        self._committing = None
+        ended.set_result(None)
+
+    def _abandon(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        connection.invalidate()
+
+    async def close(self) -> None:
+        """Wait for the transaction in progress to commit, then close the connection."""
+        self._closed = True
+        here = asyncio.get_running_loop() is self._loop
+        while here and (self._open is not None or self._committing is not None):
+            if self._committing is not None:
+                await asyncio.shield(self._committing)
+            else:
+                await asyncio.sleep(0)  # its commit is due on this loop
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+        self._executor.shutdown(wait=False)
+
+
+def _fail(transaction: _Transaction, error: BaseException) -> None:
+    transaction.committed.set_exception(error)
+    transaction.committed.exception()  # each waiting unit raises it; none may be waiting
+
+
+__all__ = ["SqliteLoopCommits"]

@@ -1,0 +1,209 @@
+"""SQLite's small writes on the event loop with their commits on a thread
+(`storage/sqlite_loop_commits.py`): a write is acknowledged only once committed, writes that
+arrive during a commit form the next transaction, and a failed commit or a broken statement
+keeps nothing of its transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from memori_server.domain import Attribution
+from memori_server.errors import StorageUnavailable
+from memori_server.storage import statements as sql
+from memori_server.storage.compiled import CompiledStatement
+from memori_server.storage.sqlite_loop_commits import SqliteLoopCommits
+from memori_server.storage.units import Op, Unit, Work, ops
+from sqlalchemy import text
+
+from tests.databases import sqlite_url
+from tests.storage_support import Stores
+
+TENANT = "default"
+OWNER = Attribution("loop-commits-user", "agent")
+
+
+class HeldCommits(ThreadPoolExecutor):
+    """The commit thread, held at a gate before each commit; `fail` makes the next commit
+    raise as a failing disk would, without committing."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.gate = threading.Event()
+        self.fail = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def held() -> Any:
+            self.gate.wait(10)
+            if self.fail:
+                self.fail = False
+                raise sqlite3.OperationalError("disk I/O error")
+            return fn(*args, **kwargs)
+
+        return super().submit(held)
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[Stores]:
+    opened = Stores(sqlite_url(tmp_path), fast_paths=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def held(stores: Stores) -> Iterator[HeldCommits]:
+    commits = _commits(stores)
+    executor = HeldCommits()
+    commits._executor.shutdown()
+    commits._executor = executor
+    yield executor
+    executor.gate.set()
+
+
+def _commits(stores: Stores) -> SqliteLoopCommits:
+    commits = stores.database._loop_commits
+    assert commits is not None
+    return commits
+
+
+def _insert_session(stores: Stores, session_id: str) -> Work[str]:
+    def unit() -> Unit[str]:
+        now = datetime.now(UTC)
+        yield ops(
+            Op(
+                stores.database.statements.insert_session,
+                {**sql.owner(TENANT, session_id, OWNER), "now": now},
+            )
+        )
+        return session_id
+
+    return Work(unit, writes=True)
+
+
+def _stored(path: Path, session_ids: list[str]) -> set[str]:
+    """The sessions another connection sees: what is committed."""
+    with closing(sqlite3.connect(path)) as connection:
+        rows = connection.execute("SELECT id FROM sessions").fetchall()
+    return {session_id for (session_id,) in rows} & set(session_ids)
+
+
+def _ids(count: int) -> list[str]:
+    return [str(uuid.uuid4()) for _ in range(count)]
+
+
+async def _turns(loop_turns: int) -> None:
+    for _ in range(loop_turns):
+        await asyncio.sleep(0)
+
+
+def test_a_write_is_acknowledged_only_once_committed_and_later_ones_join_the_next(
+    stores: Stores, held: HeldCommits, tmp_path: Path
+) -> None:
+    database, path = stores.database, tmp_path / "memori.db"
+    first, later = _ids(1), _ids(3)
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(database.run(_insert_session(stores, first[0])))
+        await _turns(5)
+        # Written on the loop, its commit held: not acknowledged, and not visible.
+        assert not task.done()
+        assert _stored(path, first) == set()
+        waiting = [asyncio.ensure_future(database.run(_insert_session(stores, i))) for i in later]
+        await _turns(5)
+        assert not any(w.done() for w in waiting)  # the connection is busy committing
+        held.gate.set()
+        assert await task == first[0]
+        assert _stored(path, first) == set(first)
+        assert await asyncio.gather(*waiting) == later
+
+    before = _commits(stores).commits
+    stores.run(scenario())
+    assert _stored(path, first + later) == set(first + later)
+    assert _commits(stores).commits - before == 2  # the three waiting formed one
+
+
+def test_a_failed_commit_fails_every_write_of_its_transaction_and_keeps_none(
+    stores: Stores, held: HeldCommits, tmp_path: Path
+) -> None:
+    database, path = stores.database, tmp_path / "memori.db"
+    doomed, after = _ids(3), _ids(1)
+    held.fail = True
+    held.gate.set()
+
+    async def together() -> list[object]:
+        runs = [database.run(_insert_session(stores, i)) for i in doomed]
+        return await asyncio.gather(*runs, return_exceptions=True)
+
+    results = stores.run(together())
+    assert all(isinstance(r, StorageUnavailable) for r in results), results
+    assert _stored(path, doomed) == set()
+    # The connection was dropped with its transaction; the next write opens another.
+    assert stores.run(database.run(_insert_session(stores, after[0]))) == after[0]
+    assert _stored(path, after) == set(after)
+
+
+def test_a_statement_that_breaks_the_transaction_fails_its_writes_and_later_ones_go_on(
+    stores: Stores, tmp_path: Path
+) -> None:
+    database, path = stores.database, tmp_path / "memori.db"
+    kept_before, broken_with, after = _ids(1), _ids(1), _ids(1)
+    missing = CompiledStatement(
+        text("INSERT INTO no_such_table VALUES (1)"), database.engine.dialect
+    )
+
+    def breaks() -> Unit[None]:
+        yield ops(Op(missing, {}))
+
+    async def same_turn() -> list[object]:
+        return list(
+            await asyncio.gather(
+                database.run(_insert_session(stores, broken_with[0])),
+                database.run(Work(breaks, writes=True)),
+                database.run(_insert_session(stores, after[0])),
+                return_exceptions=True,
+            )
+        )
+
+    assert stores.run(database.run(_insert_session(stores, kept_before[0]))) == kept_before[0]
+    first, broken, later = stores.run(same_turn())
+    # The write that shared the broken transaction fails with it and is not kept; the one
+    # after it ran in a new transaction.
+    assert isinstance(first, StorageUnavailable)
+    assert isinstance(broken, StorageUnavailable)
+    assert later == after[0]
+    assert _stored(path, kept_before + broken_with + after) == set(kept_before + after)
+
+
+def test_a_held_write_lock_sends_the_write_to_the_writer_thread(
+    stores: Stores, tmp_path: Path
+) -> None:
+    database, path = stores.database, tmp_path / "memori.db"
+    session_id = _ids(1)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    writer = database._writer
+    assert writer is not None
+    before = (writer.commits, _commits(stores).commits)
+
+    async def scenario() -> str:
+        task = asyncio.ensure_future(database.run(_insert_session(stores, session_id[0])))
+        await asyncio.sleep(0.2)  # the loop goes on while the writer thread waits
+        assert not task.done()
+        blocker.execute("COMMIT")
+        return await task
+
+    try:
+        assert stores.run(scenario()) == session_id[0]
+    finally:
+        blocker.close()
+    assert (writer.commits - before[0], _commits(stores).commits - before[1]) == (1, 0)
+    assert _stored(path, session_id) == set(session_id)
