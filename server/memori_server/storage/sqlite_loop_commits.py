@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from memori_server.storage.drivers import FastPathUnavailable, write_lock_taken
-from memori_server.storage.sqlite_writer import run_in_savepoint
+from memori_server.storage.sqlite_writer import discard, run_in_savepoint
 from memori_server.storage.units import Work
 
 T = TypeVar("T")
@@ -126,11 +126,8 @@ class SqliteLoopCommits:
 
     def _abandon(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        with contextlib.suppress(sqlite3.Error):
-            connection.execute("ROLLBACK")
-        connection.invalidate()
+        if connection is not None:
+            discard(connection)
 
     async def close(self) -> None:
         """Wait for the transaction in progress to commit, then close the connection."""

@@ -133,11 +133,16 @@ class SqliteWriter:
 
     def _abandon(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        with contextlib.suppress(sqlite3.Error):
-            connection.execute("ROLLBACK")
-        connection.invalidate()
+        if connection is not None:
+            discard(connection)
+
+
+def discard(connection: Any) -> None:
+    """Roll back what a broken transaction left and invalidate its pooled connection, so
+    that it is never used again."""
+    with contextlib.suppress(sqlite3.Error):
+        connection.execute("ROLLBACK")
+    connection.invalidate()
 
 
 def run_in_savepoint(connection: Any, work: Work[T]) -> T:
@@ -177,4 +182,4 @@ def _settle(group: list[_Queued]) -> None:
             queued.future.set_result(queued.value)
 
 
-__all__ = ["SqliteWriter", "run_in_savepoint"]
+__all__ = ["SqliteWriter", "discard", "run_in_savepoint"]
