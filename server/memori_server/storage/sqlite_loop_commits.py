@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
+from memori_server.errors import StorageUnavailable
 from memori_server.storage.drivers import FastPathUnavailable, write_lock_taken
 from memori_server.storage.sqlite_writer import discard, run_in_savepoint
 from memori_server.storage.units import Work
@@ -114,15 +115,17 @@ class SqliteLoopCommits:
     def _ended(
         self, transaction: _Transaction, ended: asyncio.Future[None], commit: asyncio.Future[Any]
     ) -> None:
-        error = commit.exception()
-        if error is None:
-            self.commits += 1
-            transaction.committed.set_result(None)
-        else:
-            self._abandon()
-            _fail(transaction, error)
-        self._committing = None
-        ended.set_result(None)
+        try:
+            error = None if commit.cancelled() else commit.exception()
+            if error is None and not commit.cancelled():
+                self.commits += 1
+                transaction.committed.set_result(None)
+            else:
+                self._abandon()
+                _fail(transaction, error or StorageUnavailable("the commit was cancelled"))
+        finally:
+            self._committing = None  # whatever happened, the next units go on
+            ended.set_result(None)
 
     def _abandon(self) -> None:
         connection, self._connection = self._connection, None
