@@ -19,9 +19,13 @@ T = TypeVar("T")
 class Stores:
     """The three stores on one database, with a loop of their own to run them on."""
 
-    def __init__(self, database_url: str, fast_paths: bool) -> None:
+    def __init__(
+        self, database_url: str, fast_paths: bool, *, sqlite_synchronous: str = "full"
+    ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.database = Database(database_url, 4, fast_paths=fast_paths)
+        self.database = Database(
+            database_url, 4, fast_paths=fast_paths, sqlite_synchronous=sqlite_synchronous
+        )
         self.run(migrate(self.database))
         # As a server has it: the turn store holds windows, deleting a session drops its own.
         self.history_cache = HistoryCache(64 * 1024 * 1024, 600.0)

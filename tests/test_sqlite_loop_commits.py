@@ -43,7 +43,8 @@ class HeldCommits(ThreadPoolExecutor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         def held() -> Any:
-            self.gate.wait(10)
+            if not self.gate.wait(10):
+                raise AssertionError("a commit was held and never let through")
             if self.fail:
                 self.fail = False
                 raise sqlite3.OperationalError("disk I/O error")
@@ -207,3 +208,20 @@ def test_a_held_write_lock_sends_the_write_to_the_writer_thread(
         blocker.close()
     assert (writer.commits - before[0], _commits(stores).commits - before[1]) == (1, 0)
     assert _stored(path, session_id) == set(session_id)
+
+
+def test_with_synchronous_normal_the_commit_runs_on_the_loop(tmp_path: Path) -> None:
+    """Nothing waits for the disk: no thread is handed the commit (its gate stays shut)."""
+    stores = Stores(sqlite_url(tmp_path), fast_paths=True, sqlite_synchronous="normal")
+    commits = _commits(stores)
+    executor = HeldCommits()
+    commits._executor.shutdown()
+    commits._executor = executor
+    session_id = _ids(1)
+    try:
+        assert stores.run(stores.database.run(_insert_session(stores, session_id[0])))
+        assert _stored(tmp_path / "memori.db", session_id) == set(session_id)
+        assert commits.commits == 1
+    finally:
+        executor.gate.set()
+        stores.close()

@@ -26,11 +26,15 @@ TENANT = "default"
 IDLE = 86400.0
 
 
-@pytest.fixture(params=["loop", "writer thread"])
+@pytest.fixture(params=["loop", "loop, synchronous=normal", "writer thread"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
-    """Small writes run on the loop and commit on a thread; without fast paths, whole on
-    the writer thread."""
-    opened = Stores(f"sqlite:///{tmp_path / 'writer.db'}", fast_paths=request.param == "loop")
+    """Small writes run on the loop and commit on a thread (with synchronous=normal, on the
+    loop); without fast paths, whole on the writer thread."""
+    opened = Stores(
+        f"sqlite:///{tmp_path / 'writer.db'}",
+        fast_paths=request.param != "writer thread",
+        sqlite_synchronous="normal" if "normal" in request.param else "full",
+    )
     yield opened
     opened.close()
 

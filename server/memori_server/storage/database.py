@@ -26,7 +26,7 @@ from memori_server.storage.drivers import (
     FastPathUnavailable,
     PostgresLoop,
     PsycopgTransactions,
-    SqliteLoopConnections,
+    SqliteLoopReads,
     SqliteTransactions,
     Transactions,
     run_blocking,
@@ -89,15 +89,15 @@ class Database:
         self._policy = ExecutionPolicy(self.dialect, fast_paths)
         self._executor = ThreadPoolExecutor(pool_size, thread_name_prefix="memori-db")
         self._writer: SqliteWriter | None = None
-        self._loop_sqlite: SqliteLoopConnections | None = None
+        self._loop_sqlite: SqliteLoopReads | None = None
         self._loop_commits: SqliteLoopCommits | None = None
         self._loop_postgres: PostgresLoop | None = None
         self._transactions: Transactions
         if self.dialect == "sqlite":
             self._transactions = SqliteTransactions()
-            self._loop_sqlite = SqliteLoopConnections(self.engine)
-            if sqlite_synchronous == "full":  # commits wait for the disk: not on the loop
-                self._loop_commits = SqliteLoopCommits(self.engine)
+            self._loop_sqlite = SqliteLoopReads(self.engine)
+            # With synchronous=full a commit waits for the disk: it leaves the loop.
+            self._loop_commits = SqliteLoopCommits(self.engine, synced=sqlite_synchronous == "full")
             self._writer = SqliteWriter(self.engine)
         else:
             self._transactions = PsycopgTransactions()
@@ -125,7 +125,8 @@ class Database:
 
     async def _on_loop(self, work: Work[T]) -> T:
         if self._loop_sqlite is not None:
-            if work.writes and self._loop_commits is not None:
+            if work.writes:
+                assert self._loop_commits is not None
                 return await self._loop_commits.run(work)
             return self._loop_sqlite.run(work)
         assert self._loop_postgres is not None

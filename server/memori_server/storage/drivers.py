@@ -2,7 +2,8 @@
 
 - `run_blocking`: a DBAPI connection (sqlite3 or psycopg), statement after statement. The
   thread path runs it in a worker thread; SQLite's event-loop path runs it inline on kept-open
-  connections (`SqliteLoopConnections`), since a SQLite statement is a function call.
+  connections (`SqliteLoopReads`; writes: `sqlite_loop_commits`), since a SQLite statement
+  is a function call.
 - `PostgresLoop`: psycopg's async pool on the event loop, each batch sent in one round trip
   through the connection's libpq (`libpq_batches`; with `Batch.commit`, the commit rides
   along).
@@ -170,59 +171,32 @@ def run_blocking(connection: Any, transactions: Transactions, work: Work[T]) -> 
                 transactions.rollback(connection)
 
 
-class SqliteLoopConnections:
-    """Two kept-open SQLite connections the event loop uses directly.
-
-    Reads: WAL readers never wait for writers, so a read never blocks the loop. Writes: this
-    connection's busy timeout is zero, so when another connection (a worker thread, another
-    process) holds the write lock, BEGIN IMMEDIATE fails at once and the unit takes the
-    thread path, which waits there. A small write transaction takes a fraction of a
-    millisecond, less than handing it to a thread.
-    """
+class SqliteLoopReads:
+    """A kept-open SQLite connection the event loop reads on directly: WAL readers never
+    wait for writers, so a read never blocks the loop. (Writes: `sqlite_loop_commits`.)"""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._reader: Any = None
-        self._writer: Any = None
         self._transactions = SqliteTransactions()
 
     def run(self, work: Work[T]) -> T:
-        if work.writes:
-            return self._run_write(work)
+        assert not work.writes, "the loop's SQLite writes go through SqliteLoopCommits"
         if self._reader is None:
             self._reader = self._engine.raw_connection()
         try:
             return run_blocking(self._reader, self._transactions, work)
         except sqlite3.OperationalError:
-            self._reader = self._drop(self._reader)
+            reader, self._reader = self._reader, None
+            with contextlib.suppress(Exception):
+                reader.invalidate()
             raise
-
-    def _run_write(self, work: Work[T]) -> T:
-        if self._writer is None:
-            writer = self._engine.raw_connection()
-            writer.execute("PRAGMA busy_timeout=0")
-            self._writer = writer
-        try:
-            return run_blocking(self._writer, self._transactions, work)
-        except sqlite3.OperationalError as error:
-            if write_lock_taken(error):
-                # BEGIN IMMEDIATE found the lock taken (the unit holds it from then on):
-                # nothing was written, and the thread path waits for the lock instead.
-                raise FastPathUnavailable("the SQLite write lock is held") from error
-            self._writer = self._drop(self._writer)
-            raise
-
-    @staticmethod
-    def _drop(connection: Any) -> None:
-        with contextlib.suppress(Exception):
-            connection.invalidate()
 
     def close(self) -> None:
-        for connection in (self._reader, self._writer):
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    connection.close()
-        self._reader = self._writer = None
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                self._reader.close()
+        self._reader = None
 
 
 class PostgresLoop:
@@ -335,7 +309,7 @@ __all__ = [
     "FastPathUnavailable",
     "PostgresLoop",
     "PsycopgTransactions",
-    "SqliteLoopConnections",
+    "SqliteLoopReads",
     "SqliteTransactions",
     "run_blocking",
     "write_lock_taken",

@@ -1,5 +1,7 @@
 """SQLite's small writes on the event loop, with their commits (the sync to disk) on a thread.
 
+(With `synchronous=normal` nothing waits for the disk, and the commits run on the loop too.)
+
 With `synchronous=full` every commit waits for the disk, which the event loop must not. The
 writer thread (`sqlite_writer`) avoids that by running whole units, but there the thread and
 the loop take turns at the GIL at every statement and every row the unit reads (sqlite3
@@ -48,10 +50,14 @@ class _Transaction:
 
 
 class SqliteLoopCommits:
-    """One kept-open write connection, used on its event loop; its commits on one thread."""
+    """One kept-open write connection, used on its event loop; its synced commits on one
+    thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, synced: bool) -> None:
+        """`synced`: commits wait for the disk (synchronous=full), so they run on a thread;
+        otherwise on the loop, inline."""
         self._engine = engine
+        self._synced = synced
         self._connection: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: _Transaction | None = None
@@ -106,6 +112,16 @@ class SqliteLoopCommits:
             self._open = None
         if transaction.broken is not None:  # rolled back when it broke
             _fail(transaction, transaction.broken)
+            return
+        if not self._synced:  # nothing waits for the disk: commit here and now
+            try:
+                self._connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._abandon()
+                _fail(transaction, error)
+            else:
+                self.commits += 1
+                transaction.committed.set_result(None)
             return
         ended = self._committing = self._loop.create_future()
         # The thread runs COMMIT to its end whatever happens to the callers meanwhile.
