@@ -37,11 +37,6 @@ class FastPathUnavailable(Exception):
     """The event-loop path cannot run the unit now (nothing was sent); take the thread path."""
 
 
-def write_lock_taken(error: sqlite3.OperationalError) -> bool:
-    """Whether SQLite refused a BEGIN IMMEDIATE because another connection holds the lock."""
-    return "locked" in str(error) or "busy" in str(error)
-
-
 class Transactions(Protocol):
     """How a DBAPI connection begins, commits and rolls back (SQLite's are explicit)."""
 
@@ -312,5 +307,4 @@ __all__ = [
     "SqliteLoopReads",
     "SqliteTransactions",
     "run_blocking",
-    "write_lock_taken",
 ]

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from memori_server.errors import StorageUnavailable
-from memori_server.storage.drivers import FastPathUnavailable, write_lock_taken
+from memori_server.storage.drivers import FastPathUnavailable
 from memori_server.storage.sqlite_writer import discard, run_in_savepoint
 from memori_server.storage.units import Work
 
@@ -97,7 +97,7 @@ class SqliteLoopCommits:
         try:
             self._connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if write_lock_taken(error):
+            if _write_lock_taken(error):
                 raise FastPathUnavailable("the SQLite write lock is held") from error
             self._abandon()
             raise
@@ -162,6 +162,11 @@ class SqliteLoopCommits:
                 self._connection.close()
             self._connection = None
         self._executor.shutdown(wait=False)
+
+
+def _write_lock_taken(error: sqlite3.OperationalError) -> bool:
+    """Whether BEGIN IMMEDIATE was refused because another connection holds the lock."""
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def _fail(transaction: _Transaction, error: BaseException) -> None:
