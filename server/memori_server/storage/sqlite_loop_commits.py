@@ -1,7 +1,5 @@
 """SQLite's small writes on the event loop, with their commits (the sync to disk) on a thread.
 
-(With `synchronous=normal` nothing waits for the disk, and the commits run on the loop too.)
-
 With `synchronous=full` every commit waits for the disk, which the event loop must not. The
 writer thread (`sqlite_writer`) avoids that by running whole units, but there the thread and
 the loop take turns at the GIL at every statement and every row the unit reads (sqlite3
@@ -18,6 +16,8 @@ more CPU than the statements themselves. Here only the COMMIT leaves the loop:
 - The connection's busy timeout is zero: while another connection holds the write lock (the
   writer thread's heavy units, another process), BEGIN fails at once and the unit takes the
   writer thread, which waits for the lock.
+
+With `synchronous=normal` nothing waits for the disk, and the commits run on the loop too.
 """
 
 from __future__ import annotations
@@ -117,11 +117,9 @@ class SqliteLoopCommits:
             try:
                 self._connection.execute("COMMIT")
             except sqlite3.Error as error:
-                self._abandon()
-                _fail(transaction, error)
+                self._settle(transaction, error)
             else:
-                self.commits += 1
-                transaction.committed.set_result(None)
+                self._settle(transaction, None)
             return
         ended = self._committing = self._loop.create_future()
         # The thread runs COMMIT to its end whatever happens to the callers meanwhile.
@@ -132,16 +130,22 @@ class SqliteLoopCommits:
         self, transaction: _Transaction, ended: asyncio.Future[None], commit: asyncio.Future[Any]
     ) -> None:
         try:
-            error = None if commit.cancelled() else commit.exception()
-            if error is None and not commit.cancelled():
-                self.commits += 1
-                transaction.committed.set_result(None)
+            if commit.cancelled():
+                self._settle(transaction, StorageUnavailable("the commit was cancelled"))
             else:
-                self._abandon()
-                _fail(transaction, error or StorageUnavailable("the commit was cancelled"))
+                self._settle(transaction, commit.exception())
         finally:
             self._committing = None  # whatever happened, the next units go on
             ended.set_result(None)
+
+    def _settle(self, transaction: _Transaction, error: BaseException | None) -> None:
+        """Its units' answer once COMMIT has run: done, or (the connection dropped) failed."""
+        if error is None:
+            self.commits += 1
+            transaction.committed.set_result(None)
+        else:
+            self._abandon()
+            _fail(transaction, error)
 
     def _abandon(self) -> None:
         connection, self._connection = self._connection, None
