@@ -215,9 +215,11 @@ class ReplyTooLarge(ServiceError):
     code = Code.RESOURCE_EXHAUSTED
     reason = "REPLY_TOO_LARGE"
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, size: int | None, limit: int) -> None:
+        # None: the reply was refused while it arrived, its whole size unknown.
+        takes = f"takes {size} bytes, more" if size is not None else "is larger"
         super().__init__(
-            f"the upstream's reply takes {size} bytes, more than this server sends in one "
+            f"the upstream's reply {takes} than this server sends in one "
             f"message ({limit}, --max-message-bytes); nothing was stored. Ask for less "
             "(max_tokens, n) or stream it"
         )

@@ -17,6 +17,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx2
 import openai
 from openai._constants import RAW_RESPONSE_HEADER
@@ -28,6 +29,7 @@ from memori_server.chat.upstream_errors import (
     invalid_response,
     stream_error_event,
     transport_failure,
+    unreachable,
     upstream_error,
 )
 from memori_server.config import Settings
@@ -61,12 +63,16 @@ class Upstream:
         self.default_timeout = settings.upstream_timeout
         self.base_url = str(self._client.base_url)
         self.single_attempt = (
-            SingleAttempt(self._client, http_client, self._post_through_sdk)
+            SingleAttempt(
+                self._client, http_client, self._post_through_sdk, settings.max_message_bytes
+            )
             if SingleAttempt.applies(self._client, http_client, settings.upstream_max_retries)
             else None
         )
 
     async def close(self) -> None:
+        if self.single_attempt is not None:
+            self.single_attempt.close()
         await self._client.close()
 
     async def _post_through_sdk(self, body: bytes, upstream_timeout: float) -> bytes:
@@ -95,6 +101,8 @@ class Upstream:
             raise upstream_error(error) from error
         except httpx2.HTTPError as error:  # the body broke off while being read
             raise transport_failure(error) from error
+        except aiohttp.ClientError as error:  # one the SDK's transport does not map (not HTTP)
+            raise unreachable(error) from error
         try:
             parsed = json.loads(text)
         except (ValueError, RecursionError) as error:
@@ -120,6 +128,8 @@ class Upstream:
             raise upstream_error(error) from error
         except (UnicodeError, LookupError) as error:  # the SDK reading an error's body
             raise invalid_response(f"the body is not text in its charset ({error})") from error
+        except aiohttp.ClientError as error:  # one the SDK's transport does not map (not HTTP)
+            raise unreachable(error) from error
         http_response = (
             response.http_response if isinstance(response, AsyncAPIResponse) else response
         )

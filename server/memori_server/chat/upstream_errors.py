@@ -167,15 +167,7 @@ def upstream_error(error: openai.OpenAIError) -> UpstreamError:
             "the upstream did not answer within the call's deadline",
         )
     if isinstance(error, openai.APIConnectionError):
-        cause = root_cause(error)
-        # The transport's words name the upstream's host and address, which are the
-        # operator's internals: the log keeps them, the caller gets the kind of failure.
-        log.warning("upstream unreachable", extra={"error": f"{type(cause).__name__}: {cause}"})
-        return UpstreamError(
-            Code.UNAVAILABLE,
-            "UPSTREAM_UNREACHABLE",
-            f"cannot reach the upstream ({type(cause).__name__}); retry later",
-        )
+        return unreachable(error)
     log.warning("unexpected upstream failure", extra={"error": f"{type(error).__name__}: {error}"})
     return invalid_response(type(error).__name__)
 
@@ -185,6 +177,19 @@ def root_cause(error: BaseException) -> BaseException:
     while error.__cause__ is not None:
         error = error.__cause__
     return error
+
+
+def unreachable(error: BaseException) -> UpstreamError:
+    """No usable answer came over the connection (refused, reset, not HTTP)."""
+    cause = root_cause(error)
+    # The transport's words name the upstream's host and address, which are the
+    # operator's internals: the log keeps them, the caller gets the kind of failure.
+    log.warning("upstream unreachable", extra={"error": f"{type(cause).__name__}: {cause}"})
+    return UpstreamError(
+        Code.UNAVAILABLE,
+        "UPSTREAM_UNREACHABLE",
+        f"cannot reach the upstream ({type(cause).__name__}); retry later",
+    )
 
 
 def transport_failure(error: BaseException) -> UpstreamError:
