@@ -9,8 +9,7 @@ import asyncio
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,25 +31,23 @@ TENANT = "default"
 OWNER = Attribution("loop-commits-user", "agent")
 
 
-class HeldCommits(ThreadPoolExecutor):
-    """The commit thread, held at a gate before each commit; `fail` makes the next commit
-    raise as a failing disk would, without committing."""
+class HeldCommits:
+    """The commit thread's work, held at a gate before each commit; `fail` makes the next
+    commit raise as a failing disk would, without committing."""
 
     def __init__(self) -> None:
-        super().__init__(1)
         self.gate = threading.Event()
         self.fail = False
+        self.calls = 0
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        def held() -> Any:
-            if not self.gate.wait(10):
-                raise AssertionError("a commit was held and never let through")
-            if self.fail:
-                self.fail = False
-                raise sqlite3.OperationalError("disk I/O error")
-            return fn(*args, **kwargs)
-
-        return super().submit(held)
+    def __call__(self, connection: Any) -> None:
+        self.calls += 1
+        if not self.gate.wait(10):
+            raise AssertionError("a commit was held and never let through")
+        if self.fail:
+            self.fail = False
+            raise sqlite3.OperationalError("disk I/O error")
+        connection.execute("COMMIT")
 
 
 @pytest.fixture
@@ -64,8 +61,7 @@ def stores(tmp_path: Path) -> Iterator[Stores]:
 def held(stores: Stores) -> Iterator[HeldCommits]:
     commits = _commits(stores)
     executor = HeldCommits()
-    commits._executor.shutdown()
-    commits._executor = executor
+    commits.commit_on_thread = executor
     yield executor
     executor.gate.set()
 
@@ -215,13 +211,14 @@ def test_with_synchronous_normal_the_commit_runs_on_the_loop(tmp_path: Path) -> 
     stores = Stores(sqlite_url(tmp_path), fast_paths=True, sqlite_synchronous="normal")
     commits = _commits(stores)
     executor = HeldCommits()
-    commits._executor.shutdown()
-    commits._executor = executor
+    commits.commit_on_thread = executor
     session_id = _ids(1)
     try:
         assert stores.run(stores.database.run(_insert_session(stores, session_id[0])))
         assert _stored(tmp_path / "memori.db", session_id) == set(session_id)
         assert commits.commits == 1
+        assert executor.calls == 0
+        assert commits._thread is None
     finally:
         executor.gate.set()
         stores.close()

@@ -25,18 +25,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import queue
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from memori_server.errors import StorageUnavailable
 from memori_server.storage.drivers import FastPathUnavailable
 from memori_server.storage.sqlite_writer import discard, run_in_savepoint
 from memori_server.storage.units import Work
 
 T = TypeVar("T")
+# The commit to run, the loop to tell, and what the loop then calls with its outcome.
+_Commit = tuple[
+    Callable[[], None], asyncio.AbstractEventLoop, Callable[[BaseException | None], None]
+]
 
 
 class _Transaction:
@@ -63,7 +68,12 @@ class SqliteLoopCommits:
         self._open: _Transaction | None = None
         self._committing: asyncio.Future[None] | None = None
         """Done (never failed) when the commit in flight has ended."""
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="memori-db-commit")
+        # The commit thread's work; None ends it. A queue and a thread of our own:
+        # run_in_executor's futures, chained into the loop's, cost the loop more per commit.
+        self._commits: queue.SimpleQueue[_Commit | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.commit_on_thread: Callable[[Any], None] = _execute_commit
+        """What the commit thread runs for a connection (tests hold it at a gate)."""
         self._closed = False
         self.commits = 0
         """Transactions committed: fewer than units whenever writes arrive together."""
@@ -122,18 +132,22 @@ class SqliteLoopCommits:
                 self._settle(transaction, None)
             return
         ended = self._committing = self._loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=_commit_thread, args=(self._commits,), name="memori-db-commit", daemon=True
+            )
+            self._thread.start()
         # The thread runs COMMIT to its end whatever happens to the callers meanwhile.
-        commit = self._loop.run_in_executor(self._executor, self._connection.execute, "COMMIT")
-        commit.add_done_callback(functools.partial(self._ended, transaction, ended))
+        settle = functools.partial(self._ended, transaction, ended)
+        commit = functools.partial(self.commit_on_thread, self._connection)
+        self._commits.put((commit, self._loop, settle))
 
     def _ended(
-        self, transaction: _Transaction, ended: asyncio.Future[None], commit: asyncio.Future[Any]
+        self, transaction: _Transaction, ended: asyncio.Future[None], error: BaseException | None
     ) -> None:
+        """On the loop, once the thread's COMMIT has ended."""
         try:
-            if commit.cancelled():
-                self._settle(transaction, StorageUnavailable("the commit was cancelled"))
-            else:
-                self._settle(transaction, commit.exception())
+            self._settle(transaction, error)
         finally:
             self._committing = None  # whatever happened, the next units go on
             ended.set_result(None)
@@ -165,7 +179,24 @@ class SqliteLoopCommits:
             with contextlib.suppress(Exception):
                 self._connection.close()
             self._connection = None
-        self._executor.shutdown(wait=False)
+        self._commits.put(None)
+
+
+def _execute_commit(connection: Any) -> None:
+    connection.execute("COMMIT")
+
+
+def _commit_thread(commits: queue.SimpleQueue[_Commit | None]) -> None:
+    """Run each commit given, then tell its loop how that ended."""
+    while (item := commits.get()) is not None:
+        commit, loop, settle = item
+        error: BaseException | None = None
+        try:
+            commit()
+        except BaseException as failure:  # the loop's units get it
+            error = failure
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            loop.call_soon_threadsafe(settle, error)
 
 
 def _write_lock_taken(error: sqlite3.OperationalError) -> bool:
