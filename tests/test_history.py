@@ -122,6 +122,24 @@ def test_the_budget_keeps_the_newest_whole_turns() -> None:
     assert decoded(within_budget(history, 1000, from_session_start=True)) == decoded(history)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_a_window_whose_tokens_are_known_is_trimmed_to_the_same_messages(seed: int) -> None:
+    """Trimmed from its old end when its sum is known (a held window), from its new end
+    otherwise: the same turns either way, whatever the counts, roles and budget."""
+    rng = random.Random(seed)
+    roles = [rng.choice(["user", "assistant", "tool"]) for _ in range(rng.randint(0, 60))]
+    history = [
+        HistoryMessage(role, encode_message({"role": role, "content": str(n)}), rng.randint(0, 40))
+        for n, role in enumerate(roles)
+    ]
+    total = sum(item.token_count for item in history)
+    for budget in (0, 1, rng.randint(0, total + 1), total - 1, total, total + 5):
+        for from_start in (True, False):
+            walked = within_budget(history, budget, from_session_start=from_start)
+            known = within_budget(history, budget, from_session_start=from_start, tokens=total)
+            assert list(known) == list(walked), (budget, from_start)
+
+
 def test_a_tool_call_is_never_separated_from_its_results() -> None:
     history = stored(
         user("weather?"),

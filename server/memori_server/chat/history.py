@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from memori_server.chat.messages import OpenAIMessage
 from memori_server.domain import INSTRUCTION_ROLES
 from memori_server.storage.records import HistoryMessage, encode_message
+
+_ENCODED = attrgetter("encoded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,21 +70,34 @@ def resent_count(stored: Sequence[HistoryMessage], conversation: Sequence[bytes]
 
 
 def within_budget(
-    stored: Sequence[HistoryMessage], budget: int, *, from_session_start: bool
+    stored: Sequence[HistoryMessage],
+    budget: int,
+    *,
+    from_session_start: bool,
+    tokens: int | None = None,
 ) -> Sequence[HistoryMessage]:
     """The newest whole turns of `stored` whose tokens fit in `budget`.
 
     A turn starts at a user message, so a trimmed history never begins with an assistant
     reply or a tool result torn from the tool call it answers. `from_session_start` says
     that `stored` begins at the session's first message, which then also starts a turn.
+    `tokens`, when known, is the sum of `stored`'s tokens: the window then loses its oldest
+    messages until it fits, which for a window read for this budget is one or two steps
+    instead of a walk over all of it.
     """
-    start = len(stored)
-    used = 0
-    for index in range(len(stored) - 1, -1, -1):
-        used += stored[index].token_count
-        if used > budget:
-            break
-        start = index
+    if tokens is None:
+        start = len(stored)
+        used = 0
+        for index in range(len(stored) - 1, -1, -1):
+            used += stored[index].token_count
+            if used > budget:
+                break
+            start = index
+    else:
+        start, used = 0, tokens
+        while used > budget and start < len(stored):
+            used -= stored[start].token_count
+            start += 1
     while start < len(stored) and not (
         stored[start].role == "user" or (start == 0 and from_session_start)
     ):
@@ -96,18 +112,22 @@ def assemble(
     *,
     from_session_start: bool,
     recalled: Sequence[OpenAIMessage] = (),
+    stored_tokens: int | None = None,
 ) -> Assembly:
     """Build the upstream message list and find the messages new to the session.
-    `recalled` (long-term memory) goes right after the instructions and is never new."""
+    `recalled` (long-term memory) goes right after the instructions and is never new;
+    `stored_tokens`, when known, is the sum of `stored`'s tokens."""
     instructions, conversation = split_instructions(request_messages)
     encoded = [encode_message(message) for message in conversation]
     resent = resent_count(stored, encoded)
-    history = within_budget(stored, budget, from_session_start=from_session_start)
+    history = within_budget(
+        stored, budget, from_session_start=from_session_start, tokens=stored_tokens
+    )
     return Assembly(
         upstream_messages=[
             *(encode_message(message) for message in instructions),
             *(encode_message(message) for message in recalled),
-            *(item.encoded for item in history),
+            *map(_ENCODED, history),
             *encoded[resent:],
         ],
         new_messages=list(conversation[resent:]),

@@ -264,6 +264,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             self._settings.history_token_budget,
             from_session_start=loaded.from_session_start,
             recalled=[recall_message(recalled)] if recalled else [],
+            stored_tokens=loaded.history_tokens,
         )
         body = encode_body(call.chat.parameters, assembly.upstream_messages, stream=stream)
         return assembly, body

@@ -76,6 +76,9 @@ class LoadedSession:
     """The window this call needed: a stored turn extends the window held by the same rule."""
     held_stale: bool = False
     """A window was held for the session, but the session had changed under it."""
+    history_tokens: int | None = None
+    """The sum of `history`'s tokens, when known (trimming it to the budget then costs what
+    it trims, not the window's length)."""
 
 
 def _continues(held: HistoryWindow, head: Any) -> bool:
@@ -156,11 +159,12 @@ class TurnStore(Store):
             if known is not None and not fresh and known.covers(token_budget, min_messages):
                 history: Sequence[HistoryMessage] = known.messages  # nothing new: as held
                 from_start = known.from_session_start
+                tokens = known.tokens
             else:
                 newest_first = fresh
                 if known is not None and len(fresh) == head.message_count - known.through:
                     newest_first += reversed(known.messages)  # the held window continues
-                history, from_start = yield from self._history(
+                history, from_start, tokens = yield from self._history(
                     tenant_id, head, newest_first, token_budget, min_messages
                 )
             return LoadedSession(
@@ -174,6 +178,7 @@ class TurnStore(Store):
                 token_budget=token_budget,
                 min_messages=min_messages,
                 held_stale=held is not None and known is None,
+                history_tokens=tokens,
             )
 
         loaded = await self._db.run(Work(unit, writes=False, heavy=heavy))
@@ -214,10 +219,11 @@ class TurnStore(Store):
         newest_first: Sequence[HistoryMessage],
         token_budget: int,
         min_messages: int,
-    ) -> Unit[tuple[list[HistoryMessage], bool]]:
+    ) -> Unit[tuple[list[HistoryMessage], bool, int]]:
         """The newest messages until the budget is exceeded and `min_messages` are taken:
         `newest_first` (the session's newest, without gaps), then older batches as needed.
-        Returns them oldest first, and whether they start at the session's first message."""
+        Returns them oldest first, whether they start at the session's first message, and
+        their tokens."""
         taken: list[HistoryMessage] = []
         used = 0
         batch: Sequence[HistoryMessage] = newest_first
@@ -227,7 +233,7 @@ class TurnStore(Store):
                 used += item.token_count
                 if used > token_budget and len(taken) >= min_messages:
                     taken.reverse()
-                    return taken, len(taken) >= session.message_count
+                    return taken, len(taken) >= session.message_count, used
             before = session.message_count - len(taken) + 1  # the oldest taken's sequence
             if before <= 1:
                 break
@@ -248,7 +254,7 @@ class TurnStore(Store):
                 break
             batch = [sql.history_message(row) for row in rows]
         taken.reverse()
-        return taken, len(taken) >= session.message_count
+        return taken, len(taken) >= session.message_count, used
 
     async def store_turn(
         self,
