@@ -89,7 +89,6 @@ class SingleAttempt:
             keepalive_expiry=transport.limits.keepalive_expiry,
             max_answer_bytes=max_answer_bytes,
         )
-        self._max_answer_bytes = max_answer_bytes
 
     def close(self) -> None:
         self._connections.close()
@@ -117,8 +116,8 @@ class SingleAttempt:
             raise openai.APIConnectionError(request=self._template) from error
         except BadAnswer as error:
             raise invalid_response(str(error)) from error
-        except AnswerTooLarge:
-            raise ReplyTooLarge(None, self._max_answer_bytes) from None
+        except AnswerTooLarge as error:
+            raise ReplyTooLarge(None, error.limit) from None
         status = answer.status
         if 200 <= status < 300:
             return answer.body
