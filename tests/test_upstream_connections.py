@@ -189,6 +189,20 @@ def test_a_connection_the_upstream_closed_while_idle_is_not_used(raw: RawUpstrea
     assert raw.connections == 3
 
 
+def test_a_connection_that_sends_more_than_the_answer_is_not_reused(raw: RawUpstream) -> None:
+    raw.script = lambda _: (answer() + b"HTTP/1.1 200 OK\r\ncontent-le", False)
+
+    async def run() -> list[tuple[str, ...]]:
+        upstream = _upstream(_url(raw))
+        try:
+            return [await _outcome(upstream) for _ in range(2)]
+        finally:
+            await upstream.close()
+
+    assert asyncio.run(run()) == [("ok", COMPLETION.decode())] * 2
+    assert raw.connections == 2  # out of step after the first answer: closed, not reused
+
+
 def _chunked(body: bytes) -> bytes:
     head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
     return (

@@ -80,7 +80,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self._answer is None:  # nothing was asked: the connection is not in step
+        if self._answer is None or self._answer.done():  # the connection is out of step
             self._fail(BrokenConnection("the upstream sent bytes nobody asked for"))
             return
         try:
@@ -90,7 +90,7 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as error:
             # A callback's own exception arrives as the context of the parser's.
             cause = error.__context__
-            if isinstance(cause, AnswerTooLarge):
+            if isinstance(cause, AnswerTooLarge | BrokenConnection):
                 self._fail(cause)
             else:
                 self._fail(BrokenConnection(f"the upstream's answer is not HTTP/1.1 ({error})"))
@@ -107,6 +107,11 @@ class _Connection(asyncio.Protocol):
         answer.set_exception(BrokenConnection(f"the upstream closed the connection{reason}"))
 
     # -- httptools callbacks --------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._answer is None or self._answer.done():  # more after the answer, unasked
+            self.closed = True  # never reused, whatever the answer said
+            raise BrokenConnection("the upstream sent bytes nobody asked for")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
