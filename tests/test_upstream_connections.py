@@ -368,6 +368,14 @@ def test_a_timed_out_connection_is_never_reused(raw: RawUpstream) -> None:
     assert raw.connections == 2  # the late answer to the first call is never read as the second's
 
 
+def test_a_connection_left_by_an_ended_event_loop_is_not_reused(raw: RawUpstream) -> None:
+    connections = _connections(raw.port, None)
+    statuses = [asyncio.run(connections.post(BODY, b"", 5.0)).status for _ in range(2)]
+    connections.close()
+    assert statuses == [200, 200]
+    assert raw.connections == 2
+
+
 def test_tls_is_verified_as_the_sdk_verifies_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,7 @@ reused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import zlib
 from dataclasses import dataclass
@@ -60,7 +61,8 @@ class Origin:
 class _Connection(asyncio.Protocol):
     """One connection; one request at a time (no pipelining)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_bytes: int) -> None:
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -150,7 +152,8 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
-            self.transport.close()
+            with contextlib.suppress(RuntimeError):  # its event loop has ended already
+                self.transport.close()
 
     def _delimited_by_close(self) -> bool:
         """Whether the answer's body ends where the connection does (neither a length nor
@@ -276,8 +279,9 @@ class UpstreamConnections:
             connection.close()
 
     def _idle_connection(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
-        """The most recently used idle connection that the upstream has not closed and that
-        has not been idle longer than the keep-alive expiry."""
+        """The most recently used idle connection that the upstream has not closed, that
+        has not been idle longer than the keep-alive expiry, and that belongs to this event
+        loop (one made on an ended loop is dead, though nothing told it so)."""
         now = loop.time()
         while self._idle:
             connection = self._idle.pop()
@@ -285,7 +289,7 @@ class UpstreamConnections:
                 self._keepalive_expiry is not None
                 and now - connection.idle_since > self._keepalive_expiry
             )
-            if connection.closed or expired:
+            if connection.closed or expired or connection.loop is not loop:
                 connection.close()
                 continue
             return connection
@@ -297,7 +301,7 @@ class UpstreamConnections:
         try:
             if self._origin.uds is not None:
                 _, connection = await loop.create_unix_connection(
-                    lambda: _Connection(max_bytes),
+                    lambda: _Connection(loop, max_bytes),
                     self._origin.uds,
                     ssl=self._tls,
                     server_hostname=server_hostname,
@@ -305,7 +309,7 @@ class UpstreamConnections:
             else:
                 local = (self._origin.local_address, 0) if self._origin.local_address else None
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(max_bytes),
+                    lambda: _Connection(loop, max_bytes),
                     self._host,
                     self._port,
                     ssl=self._tls,
