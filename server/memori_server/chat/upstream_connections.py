@@ -129,7 +129,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if 100 <= self._parser.get_status_code() < 200:  # an interim answer: the real one follows
-            self._headers, self._body, self._size, self._headers_done = [], [], 0, False
+            self._start_over()
             return
         self._complete(reusable=self._parser.should_keep_alive())
 
@@ -164,7 +164,7 @@ class _Connection(asyncio.Protocol):
     def _complete(self, *, reusable: bool) -> None:
         answer = self._answer
         status, headers, body = self._parser.get_status_code(), self._headers, self._body
-        self._headers, self._body, self._size, self._headers_done = [], [], 0, False
+        self._start_over()
         self._reusable = reusable
         if answer is None or answer.done():
             return
@@ -174,6 +174,10 @@ class _Connection(asyncio.Protocol):
             answer.set_exception(error)
             return
         answer.set_result(Answer(status, headers, decoded))
+
+    def _start_over(self) -> None:
+        """Forget the message read so far: the next one is read from its start."""
+        self._headers, self._body, self._size, self._headers_done = [], [], 0, False
 
     def _fail(self, error: Exception) -> None:
         answer = self._answer
@@ -316,6 +320,6 @@ class UpstreamConnections:
                     server_hostname=server_hostname,
                     local_addr=local,
                 )
-        except (OSError, ssl.SSLError) as error:
+        except OSError as error:  # ssl.SSLError (a refused certificate) is one too
             raise BrokenConnection(f"could not connect to the upstream ({error})") from error
         return connection
