@@ -292,6 +292,15 @@ def test_hot_path_reports_cpu_and_throughput_per_window() -> None:
         result.stdout,
         re.MULTILINE,
     )
+    # The same window without request ids, for comparison: measured, with no verdict.
+    assert re.search(
+        r"^sqlite\s+300\s+no id\s+(\d+)\s+[\d.]+\s+[\d.]+\s+[\d.]+$", result.stdout, re.M
+    )
+    assert re.search(
+        r"^sqlite\s+300\s+no id/direct\s+[\d.]+x\s+server cpu [\d.]+x a direct request's$",
+        result.stdout,
+        re.MULTILINE,
+    )
 
 
 def test_memory_perf_reports_every_goal() -> None:

@@ -222,3 +222,65 @@ def test_with_synchronous_normal_the_commit_runs_on_the_loop(tmp_path: Path) -> 
     finally:
         executor.gate.set()
         stores.close()
+
+
+def _claim(stores: Stores, session_id: str) -> Work[str]:
+    """A write that need not survive a power cut (as a request id's claim)."""
+    durable = _insert_session(stores, session_id)
+    return Work(durable.start, writes=True, durable=False)
+
+
+def _synchronous(commits: SqliteLoopCommits) -> tuple[int, int]:
+    """The loop connection's sync level (2 is FULL) and WAL auto-checkpoint."""
+    connection = commits._connection
+    (level,) = connection.execute("PRAGMA synchronous").fetchone()
+    (pages,) = connection.execute("PRAGMA wal_autocheckpoint").fetchone()
+    return level, pages
+
+
+def test_a_write_that_need_not_be_durable_commits_on_the_loop_unsynced(
+    stores: Stores, held: HeldCommits, tmp_path: Path
+) -> None:
+    """Its commit is not handed to the thread (whose gate stays shut), and the connection
+    syncs its commits again afterwards."""
+    session_id = _ids(1)
+    commits = _commits(stores)
+    assert stores.run(stores.database.run(_claim(stores, session_id[0]))) == session_id[0]
+    assert _stored(tmp_path / "memori.db", session_id) == set(session_id)
+    assert held.calls == 0
+    assert _synchronous(commits) == (2, 1000)
+
+
+def test_a_durable_write_never_joins_an_unsynced_transaction(
+    stores: Stores, held: HeldCommits, tmp_path: Path
+) -> None:
+    """Arriving in the same turn of the loop, the unsynced writes commit at once and the
+    durable one waits for its own synced commit; a later unsynced write joins the synced
+    transaction (and is synced with it) but is answered without waiting for that commit."""
+    path = tmp_path / "memori.db"
+    claims, durable, joining = _ids(2), _ids(1), _ids(1)
+    database = stores.database
+
+    async def scenario() -> None:
+        first = [asyncio.ensure_future(database.run(_claim(stores, i))) for i in claims]
+        synced = asyncio.ensure_future(database.run(_insert_session(stores, durable[0])))
+        joined = asyncio.ensure_future(database.run(_claim(stores, joining[0])))
+        await _turns(5)
+        assert await asyncio.gather(*first) == claims
+        assert _stored(path, claims + durable + joining) == set(claims)
+        for _ in range(100):  # the thread takes the one commit
+            if held.calls:
+                break
+            await asyncio.sleep(0.01)
+        assert not synced.done()  # held at the thread's gate
+        assert joined.done()
+        assert joined.result() == joining[0]
+        assert _stored(path, durable + joining) == set()  # not committed yet
+        assert held.calls == 1
+        held.gate.set()
+        assert await synced == durable[0]
+
+    stores.run(scenario())
+    assert _stored(path, claims + durable + joining) == set(claims + durable + joining)
+    assert held.calls == 1
+    assert _synchronous(_commits(stores)) == (2, 1000)

@@ -93,7 +93,9 @@ class IdempotencyStore:
                 return Claim(ClaimState.DONE, row.session_id, row.response)
             return Claim(ClaimState.IN_FLIGHT)
 
-        return await self._db.run(Work(unit, writes=True))
+        # A claim lost to a power cut is as if the call had not begun: no turn of it is
+        # stored without the claim (the turn's insert needs it), so a retry runs it again.
+        return await self._db.run(Work(unit, writes=True, durable=False))
 
     async def settled_claim(
         self, tenant_id: str, request_id: str, kind: str, fingerprint: str, lease_seconds: float

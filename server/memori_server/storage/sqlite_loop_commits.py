@@ -18,6 +18,17 @@ more CPU than the statements themselves. Here only the COMMIT leaves the loop:
   writer thread, which waits for the lock.
 
 With `synchronous=normal` nothing waits for the disk, and the commits run on the loop too.
+
+A unit that need not be durable (`Work.durable`: a request id's claim) does not wait for the
+disk, nor for its commit: its result is given once its statements ran (this connection sees
+its writes at once; others once the commit, due in this turn of the loop or the next, is
+done). Alone in its transaction it commits on the loop, unsynced (SQLite fixes a
+transaction's sync level at BEGIN, so the connection is switched to `synchronous=NORMAL`
+before it and back after it). Such a commit never checkpoints (the WAL's auto-checkpoint is
+off for it: copying the WAL into the database syncs, which is the thread's work). A durable
+unit never joins an unsynced transaction: that one commits at once and the durable unit
+begins the next. A synced commit later makes the unsynced ones before it durable too (it
+syncs the whole WAL).
 """
 
 from __future__ import annotations
@@ -47,8 +58,10 @@ _Commit = tuple[
 class _Transaction:
     """The open transaction: the units that ran in it wait for `committed`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, synced: bool) -> None:
         self.committed: asyncio.Future[None] = loop.create_future()
+        self.synced = synced
+        """Its commit waits for the disk (on the thread); else it commits on the loop."""
         self.broken: BaseException | None = None
         """Set when a statement broke the transaction itself: it is rolled back, not
         committed."""
@@ -64,6 +77,8 @@ class SqliteLoopCommits:
         self._engine = engine
         self._synced = synced
         self._connection: Any = None
+        self._autocheckpoint = 0
+        """The connection's own WAL auto-checkpoint (pages), restored after an unsynced commit."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: _Transaction | None = None
         self._committing: asyncio.Future[None] | None = None
@@ -86,7 +101,12 @@ class SqliteLoopCommits:
             raise FastPathUnavailable("the loop's SQLite write connection is another loop's")
         while self._committing is not None:  # the connection is busy with the last commit
             await asyncio.shield(self._committing)
-        transaction = self._open or self._begin(loop)
+        transaction = self._open
+        if transaction is not None and self._synced and work.durable and not transaction.synced:
+            self._commit(transaction)  # now, on the loop: the durable unit begins the next
+            transaction = None
+        if transaction is None:
+            transaction = self._begin(loop, synced=self._synced and work.durable)
         try:
             value = run_in_savepoint(self._connection, work)
         except sqlite3.OperationalError as error:
@@ -96,40 +116,52 @@ class SqliteLoopCommits:
             self._open = None
             self._abandon()
             raise
+        if not work.durable:  # nothing waits for its commit (due now, or synced with others)
+            return value
         await asyncio.shield(transaction.committed)  # a cancelled caller's unit commits too
         return value
 
-    def _begin(self, loop: asyncio.AbstractEventLoop) -> _Transaction:
+    def _begin(self, loop: asyncio.AbstractEventLoop, *, synced: bool) -> _Transaction:
         if self._connection is None:
             connection = self._engine.raw_connection()
             connection.execute("PRAGMA busy_timeout=0")
+            (self._autocheckpoint,) = connection.execute("PRAGMA wal_autocheckpoint").fetchone()
             self._connection = connection
+        unsynced = self._synced and not synced
+        if unsynced:
+            self._sync_commits(False)
         try:
             self._connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
+            if unsynced:
+                self._sync_commits(True)
             if _write_lock_taken(error):
                 raise FastPathUnavailable("the SQLite write lock is held") from error
             self._abandon()
             raise
-        transaction = self._open = _Transaction(loop)
+        transaction = self._open = _Transaction(loop, synced=synced)
         # After the callbacks already due: the units woken with this one join it first.
         loop.call_soon(self._commit, transaction)
         return transaction
 
     def _commit(self, transaction: _Transaction) -> None:
         assert self._loop is not None
+        if transaction.committed.done():  # committed early, for a durable unit
+            return
         if self._open is transaction:
             self._open = None
         if transaction.broken is not None:  # rolled back when it broke
             _fail(transaction, transaction.broken)
             return
-        if not self._synced:  # nothing waits for the disk: commit here and now
+        if not transaction.synced:  # nothing waits for the disk: commit here and now
             try:
                 self._connection.execute("COMMIT")
             except sqlite3.Error as error:
                 self._settle(transaction, error)
-            else:
-                self._settle(transaction, None)
+                return
+            self._settle(transaction, None)
+            if self._synced:
+                self._sync_commits(True)
             return
         ended = self._committing = self._loop.create_future()
         if self._thread is None:
@@ -160,6 +192,17 @@ class SqliteLoopCommits:
         else:
             self._abandon()
             _fail(transaction, error)
+
+    def _sync_commits(self, synced: bool) -> None:
+        """Switch the (idle) connection's commits between synced and unsynced; a connection
+        that cannot be switched back is dropped: outside an unsynced transaction it syncs."""
+        level, pages = ("FULL", self._autocheckpoint) if synced else ("NORMAL", 0)
+        try:
+            self._connection.execute(f"PRAGMA synchronous={level}")
+            self._connection.execute(f"PRAGMA wal_autocheckpoint={pages}")
+        except sqlite3.Error:
+            self._abandon()
+            raise
 
     def _abandon(self) -> None:
         connection, self._connection = self._connection, None

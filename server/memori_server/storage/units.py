@@ -71,6 +71,13 @@ class Work(Generic[T]):
     """A few rows, but the database takes milliseconds to find them (a full-text query):
     on the event loop only where the loop does not wait for the database (PostgreSQL's
     async connection; SQLite runs a statement inline)."""
+    durable: bool = True
+    """False: nothing acknowledged depends on the write surviving a power loss or a failed
+    commit (a request id's claim: lost, the turn that needs it is refused and a retry runs
+    the call again, as after any crash before the turn). SQLite then gives the unit's result
+    without waiting for its commit, and commits it unsynced when it is alone in its
+    transaction. A process crash loses no commit either way, and a later synced commit
+    makes it durable with everything before it."""
 
 
 def ops(*items: Op, commit: bool = False) -> Batch:
