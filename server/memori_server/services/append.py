@@ -141,13 +141,14 @@ class Appender:
             )
             if claim.state is ClaimState.DONE:
                 return await self._replay(tenant_id, claim)
-            try:
-                return await self._store(tenant_id, call, claim.owner, heavy=heavy)
-            except BaseException:
-                # In the background: it must outlive the call's cancellation, and the server
-                # waits for it at shutdown.
-                self._releases.release(tenant_id, call.request_id, claim.owner)
-                raise
+            with self._releases.holding():
+                try:
+                    return await self._store(tenant_id, call, claim.owner, heavy=heavy)
+                except BaseException:
+                    # In the background: it must outlive the call's cancellation, and the
+                    # server waits for it at shutdown.
+                    self._releases.release(tenant_id, call.request_id, claim.owner)
+                    raise
 
     async def _store(
         self, tenant_id: str, call: _Append, claim_owner: str | None, *, heavy: bool

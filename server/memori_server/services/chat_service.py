@@ -188,7 +188,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 kind = "stream" if stream else "complete"
                 claim = await self._claim(call, kind, rpc, stream=stream)
                 call = dataclasses.replace(call, claim_owner=claim.owner)
-            yield call, claim
+            with self._releases.holding():  # a stop waits for its release, if it fails
+                yield call, claim
 
     async def _prepare(self, request: ChatCall, tenant_id: str) -> PreparedCall:
         """Validate the request (in a thread when it is large), then the operator's policies."""
