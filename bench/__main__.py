@@ -15,8 +15,9 @@
   synchronous=full against normal, and erasing an entity of 100,000 messages
   (bench/data_lifecycle.py);
 - hot_path: the server's CPU per completion and throughput with 32 Python-client callers
-  (each its own Memori and AsyncOpenAI) against 32 direct callers, at 0, 10 and about 300
-  messages in the window (bench/hot_path.py);
+  (each its own Memori and AsyncOpenAI, with the SDK's default retries: request ids) against
+  32 direct callers, at 0, 10 and about 300 messages in the window, and at about 300 without
+  request ids (bench/hot_path.py);
 - memory_perf: long-term memory's goals: what recall adds to Complete for an entity of 10,000
   messages, the indexing rate, Complete p99 while indexing, the server's memory with the
   model (servers of its own with --memory, each on a fresh database; bench/memory_perf.py);

@@ -1,7 +1,8 @@
 """The server's CPU per completion, and throughput as apps run it (issue: the hot path).
 
 32 callers, each with its own `Memori` and `openai.AsyncOpenAI` (the Python client, as an
-app uses it), call `chat.completions.create` in closed loops against a stand-in upstream
+app uses it, the SDK's default retries kept, so each call carries a request id), call
+`chat.completions.create` in closed loops against a stand-in upstream
 that answers after 50 ms; the baseline is 32 direct callers, each with its own
 `AsyncOpenAI`, sending the app's request (the one new message) straight to the stand-in.
 Measured at 0 (a new session each call), 10 and about 300 stored messages in the window the
