@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -75,57 +73,38 @@ def test_the_thread_path_claims_new_ids_on_its_own(fresh_database_url: str) -> N
     asyncio.run(_claims_without_the_fast_path(fresh_database_url))
 
 
-def _recording(
-    run: Callable[[Work[T]], Awaitable[T]], sent: list[list[CompiledStatement]]
-) -> Callable[[Work[T]], Awaitable[T]]:
-    """`Database.run` that notes each batch's statements before the driver runs it."""
-
-    def noted(start: Callable[[], Unit[T]]) -> Unit[T]:
-        unit = start()
-        try:
-            batch = next(unit)
-            while True:
-                sent.append([op.statement for op in batch.ops])
-                batch = unit.send((yield batch))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-
-    async def recording(work: Work[T]) -> T:
-        return await run(dataclasses.replace(work, start=lambda: noted(work.start)))
-
-    return recording
-
-
-async def _sync_level_after_claims(database_url: str) -> tuple[list[str], str]:
-    """The claim's own batch on PostgreSQL, ending with the setting it commits under, and
-    the setting a write after many claims runs under on the same pool."""
-    database = Database(database_url, pool_size=1)  # every unit on the one connection
+async def _sync_levels(database_url: str, fast_paths: bool) -> list[tuple[bool, str]]:
+    """Per claim made, whether its unit was durable; then the setting a write that need not
+    be durable commits under, and a durable write's after it on the same connection."""
+    database = Database(database_url, pool_size=1, fast_paths=fast_paths)
     setting = CompiledStatement(
-        text("SELECT current_setting('synchronous_commit') AS value"), database.engine.dialect
+        text("SELECT current_setting('synchronous_commit')"), database.engine.dialect
     )
-    statements = database.statements
+    seen: list[tuple[bool, str]] = []
     try:
         await migrate(database)
         store = IdempotencyStore(database, Clock())
-        sent: list[list[CompiledStatement]] = []
-        database.run = _recording(database.run, sent)  # type: ignore[method-assign,assignment]
-        for n in range(5):
-            claim = await store.claim("t", f"req-{n}", "complete", "fp", lease_seconds=30)
+        run = database.run
+
+        async def noting(work: Work[T]) -> T:
+            seen.append((work.durable, "claim"))
+            return await run(work)
+
+        database.run = noting  # type: ignore[method-assign]
+        for n in range(3):
+            request_id = f"req-{fast_paths}-{n}"
+            claim = await store.claim("t", request_id, "complete", "fp", lease_seconds=30)
             assert claim.state is ClaimState.CLAIMED
-        assert sent == [[statements.commit_without_flush, statements.claim_new]] * 5
+        database.run = run  # type: ignore[method-assign]
 
-        def claim_batch() -> Unit[list[str]]:
-            *_, value = yield ops(
-                Op(statements.commit_without_flush, {}), Op(setting, {}, Fetch.ONE), commit=True
-            )
-            return [value[0]]
+        def read_setting() -> Unit[str]:
+            (row,) = yield ops(Op(setting, {}, Fetch.ONE), commit=True)
+            return str(row[0])
 
-        def write() -> Unit[str]:
-            (value,) = yield ops(Op(setting, {}, Fetch.ONE), commit=True)
-            return str(value[0])
-
-        during = await database.run(Work(claim_batch, writes=True))
-        return during, await database.run(Work(write, writes=True))
+        for durable in (False, True, False, True):
+            value = await database.run(Work(read_setting, writes=True, durable=durable))
+            seen.append((durable, value))
+        return seen
     finally:
         await database.close()
 
@@ -133,8 +112,16 @@ async def _sync_level_after_claims(database_url: str) -> tuple[list[str], str]:
 def test_on_postgresql_a_claim_commits_without_a_flush_and_only_the_claim(
     fresh_postgres_url: str,
 ) -> None:
-    """The claim's transaction does not wait for the WAL flush; the setting is the
-    transaction's own, so the turns that follow on the same connection stay synced."""
-    during, after = asyncio.run(_sync_level_after_claims(fresh_postgres_url))
-    assert during == ["off"]
-    assert after == "on"
+    """A claim need not be durable: on PostgreSQL its transaction commits with
+    synchronous_commit off, on the event loop's connections and on the thread path alike,
+    and the setting is the transaction's own: a durable write after it on the same
+    connection waits for the flush."""
+    for fast_paths in (True, False):
+        seen = asyncio.run(_sync_levels(fresh_postgres_url, fast_paths))
+        assert seen == [
+            *[(False, "claim")] * 3,
+            (False, "off"),
+            (True, "on"),
+            (False, "off"),
+            (True, "on"),
+        ], fast_paths

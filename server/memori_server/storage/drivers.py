@@ -40,7 +40,7 @@ class FastPathUnavailable(Exception):
 class Transactions(Protocol):
     """How a DBAPI connection begins, commits and rolls back (SQLite's are explicit)."""
 
-    def begin(self, connection: Any, writes: bool) -> None: ...
+    def begin(self, connection: Any, writes: bool, durable: bool = True) -> None: ...
 
     def commit(self, connection: Any) -> None: ...
 
@@ -51,7 +51,8 @@ class SqliteTransactions:
     """SQLite connections run in autocommit (isolation_level None): BEGIN is ours. Writers
     take the write lock up front (IMMEDIATE), so they queue instead of failing midway."""
 
-    def begin(self, connection: Any, writes: bool) -> None:
+    def begin(self, connection: Any, writes: bool, durable: bool = True) -> None:
+        del durable  # off the loop, every commit syncs
         connection.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     def commit(self, connection: Any) -> None:
@@ -62,10 +63,13 @@ class SqliteTransactions:
 
 
 class PsycopgTransactions:
-    """psycopg begins implicitly; committing ends the transaction."""
+    """psycopg begins implicitly; committing ends the transaction. A unit that need not be
+    durable commits without waiting for the WAL flush."""
 
-    def begin(self, connection: Any, writes: bool) -> None:
-        del connection, writes
+    def begin(self, connection: Any, writes: bool, durable: bool = True) -> None:
+        del writes
+        if not durable:
+            connection.execute("SET LOCAL synchronous_commit TO OFF")
 
     def commit(self, connection: Any) -> None:
         connection.commit()
@@ -143,7 +147,7 @@ def run_blocking(connection: Any, transactions: Transactions, work: Work[T]) -> 
     try:
         while isinstance(step, Batch):
             if not in_transaction and (work.writes or not step.commit):
-                transactions.begin(connection, work.writes)
+                transactions.begin(connection, work.writes, work.durable)
                 in_transaction = True
             try:
                 results = _execute_batch(connection, step)
@@ -275,6 +279,7 @@ async def _run_pipelined(
                     begin=not in_transaction,
                     commit=step.commit,
                     prepared=prepared,
+                    durable=work.durable,
                 )
             except psycopg.IntegrityError as error:
                 await _roll_back(connection)

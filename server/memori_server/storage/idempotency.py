@@ -76,13 +76,8 @@ class IdempotencyStore:
         }
         claimed = Claim(ClaimState.CLAIMED, owner=owner)
 
-        # The common case's batch; on PostgreSQL its commit does not wait for the WAL flush.
-        first = [Op(self._sql.claim_new, lease, Fetch.ONE)]
-        if self._db.dialect == "postgresql":
-            first.insert(0, Op(self._sql.commit_without_flush, {}))
-
         def unit() -> Unit[Claim]:
-            *_, inserted = yield ops(*first, commit=True)
+            (inserted,) = yield ops(Op(self._sql.claim_new, lease, Fetch.ONE), commit=True)
             if inserted is not None:
                 return claimed
             (row,) = yield ops(Op(self._sql.claim_row, key, Fetch.ONE))

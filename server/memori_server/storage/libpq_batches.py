@@ -36,6 +36,8 @@ from memori_server.storage.units import Fetch, Op
 
 _BEGIN = b"BEGIN"
 _COMMIT = b"COMMIT"
+# A unit that need not be durable (`Work.durable`): its commit does not wait for the WAL flush.
+_WITHOUT_FLUSH = b"SET LOCAL synchronous_commit TO OFF"
 _FAILED = pq.ExecStatus.FATAL_ERROR
 _SYNC = pq.ExecStatus.PIPELINE_SYNC
 _PREPARED = pq.ExecStatus.COMMAND_OK
@@ -112,6 +114,7 @@ async def run_batch(
     begin: bool,
     commit: bool,
     prepared: PreparedNames,
+    durable: bool = True,
 ) -> list[Any]:
     """Send BEGIN (when asked), the ops and COMMIT (when asked) in one pipeline and one
     sync; return each op's result as the unit expects it. Raises the first statement's
@@ -120,6 +123,8 @@ async def run_batch(
     request = _Request(connection, prepared)
     if begin:
         request.plain(_BEGIN)
+        if not durable:
+            request.plain(_WITHOUT_FLUSH)
     for index, op in enumerate(batch_ops):
         if op.many and op.fetch in (Fetch.ONE, Fetch.ALL):
             raise psycopg.ProgrammingError("rows are fetched from a single execution only")

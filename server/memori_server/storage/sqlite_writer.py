@@ -33,8 +33,8 @@ class _SavepointTransactions:
     """A unit's transaction is a savepoint of the group's (SQLite keeps it open after ROLLBACK
     TO, so a unit that goes on after a constraint violation continues inside it)."""
 
-    def begin(self, connection: Any, writes: bool) -> None:
-        del connection, writes
+    def begin(self, connection: Any, writes: bool, durable: bool = True) -> None:
+        del connection, writes, durable
 
     def commit(self, connection: Any) -> None:
         del connection

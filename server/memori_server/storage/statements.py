@@ -474,9 +474,6 @@ class Statements:
                 bindparam("key", type_=BigInteger())
             )
         )
-        # PostgreSQL: this transaction's commit does not wait for its WAL to be flushed (a
-        # request id's claim, which need not be durable: `Work.durable`); transaction-local.
-        self.commit_without_flush = c(text("SELECT set_config('synchronous_commit', 'off', true)"))
         # -- retention -----------------------------------------------------------------------
         self.idle_sessions = c(
             select(_s.tenant_id, _s.id)

@@ -74,10 +74,11 @@ class Work(Generic[T]):
     durable: bool = True
     """False: nothing acknowledged depends on the write surviving a power loss or a failed
     commit (a request id's claim: lost, the turn that needs it is refused and a retry runs
-    the call again, as after any crash before the turn). SQLite then gives the unit's result
-    without waiting for its commit, and commits it unsynced when it is alone in its
-    transaction. A process crash loses no commit either way, and a later synced commit
-    makes it durable with everything before it."""
+    the call again, as after any crash before the turn). On SQLite's event-loop path the
+    unit's result is given without waiting for its commit, which is unsynced when the unit
+    is alone in its transaction; on PostgreSQL its transaction commits with
+    `synchronous_commit` off. A process crash loses no commit either way, and a later synced
+    commit makes it durable with everything before it."""
 
 
 def ops(*items: Op, commit: bool = False) -> Batch:
