@@ -127,6 +127,32 @@ def test_a_failed_call_frees_its_request_id_for_the_retry(
     assert len(stored(sessions, answer.session.id)) == 2
 
 
+def test_a_call_refused_while_reading_its_session_frees_its_request_id(
+    chat: chat_pb2_grpc.ChatServiceStub, upstream: StandinThread
+) -> None:
+    """The claim and the session's context are read together: a session the call may not
+    use fails the call after its claim was made, and the claim is given back, so the
+    same request (the retry of a client that gave up too early) is refused again at once
+    instead of waiting for the claim's lease."""
+    owner, stranger, request_id = attribution(), attribution(), new_id()
+    theirs = complete(chat, owner, user("mine")).session.id
+    for _ in range(2):
+        started = time.monotonic()
+        call_fails(
+            lambda: complete(
+                chat,
+                stranger,
+                user("theirs?"),
+                session_id=theirs,
+                request_id=request_id,
+                timeout=10,
+            ),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        assert time.monotonic() - started < 5, "the retry waited for the first call's claim"
+    assert len(upstream.requests) == 1
+
+
 def test_a_finished_stream_is_replayed_for_its_request_id(
     chat: chat_pb2_grpc.ChatServiceStub, upstream: StandinThread
 ) -> None:

@@ -3,23 +3,26 @@ the read of a chat call's context and the unit that stores its turn."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from memori_server.domain import Attribution
 from memori_server.errors import AttributionMismatch, RequestIdTakenOver, SessionNotFound
 from memori_server.storage.idempotency import ClaimState
 from memori_server.storage.records import Completion, NewMessage
+from memori_server.storage.units import Unit, Work
 
 from tests.databases import sqlite_url
 from tests.storage_support import Stores
 
+T = TypeVar("T")
 TENANT = "default"
 IDLE = 86400.0
 
@@ -224,3 +227,106 @@ def test_a_read_with_the_window_held_does_not_walk_the_window_on_sqlite(tmp_path
     path = str(tmp_path / "memori.db")
     small, large = (_read_steps(path, statement, sessions[n], n) for n in (4, 400))
     assert large < 2 * small, (small, large)
+
+
+def claim_and_load(
+    stores: Stores, owner: Attribution, session_id: str | None, request_id: str
+) -> tuple[Any, Any]:
+    claiming = stores.requests.claiming(TENANT, request_id, "complete", "fp", 60)
+    return stores.run(
+        stores.turns.claim_and_load(
+            claiming,
+            TENANT,
+            owner,
+            session_id,
+            idle_seconds=IDLE,
+            token_budget=8000,
+            min_messages=1,
+        )
+    )
+
+
+def test_a_claim_and_the_load_come_back_together_and_the_load_only_for_a_claim_made(
+    stores: Stores,
+) -> None:
+    """The session's context read with the claim is the one `load` reads; a request id
+    already done gives its result and no context."""
+    owner, request_id = who(), str(uuid.uuid4())
+    first = store(stores, owner, load(stores, owner, None), turn("q1", "a1"))
+    claim, loaded = claim_and_load(stores, owner, first.id, request_id)
+    assert claim.state is ClaimState.CLAIMED
+    alone = load(stores, owner, first.id)
+    assert dataclasses.replace(loaded, call_start=alone.call_start) == alone
+    assert [json.loads(m.encoded)["content"] for m in loaded.history] == ["q1", "a1"]
+    stores.run(
+        stores.turns.store_turn(
+            TENANT,
+            owner,
+            loaded,
+            turn("q2", "a2"),
+            idle_seconds=IDLE,
+            completion=Completion(request_id, claim.owner or "", '{"id": "y"}', 60),
+        )
+    )
+    replay, nothing = claim_and_load(stores, owner, first.id, request_id)
+    assert (replay.state, replay.response, nothing) == (ClaimState.DONE, '{"id": "y"}', None)
+
+
+def test_a_load_that_fails_after_its_claim_leaves_the_claim_made(stores: Stores) -> None:
+    """Another attribution's session: the load refuses it, the claim stays made (the caller
+    releases it with the token it claimed with)."""
+    owner, stranger, request_id = who(), who(), str(uuid.uuid4())
+    theirs = store(stores, stranger, load(stores, stranger, None), turn("q", "a"))
+    claiming = stores.requests.claiming(TENANT, request_id, "complete", "fp", 60)
+    with pytest.raises(AttributionMismatch):
+        stores.run(
+            stores.turns.claim_and_load(
+                claiming,
+                TENANT,
+                owner,
+                theirs.id,
+                idle_seconds=IDLE,
+                token_budget=8000,
+                min_messages=1,
+            )
+        )
+    stores.run(stores.requests.release(TENANT, request_id, claiming.owner))
+    again = stores.run(stores.requests.claim(TENANT, request_id, "complete", "fp", 60))
+    assert again.state is ClaimState.CLAIMED
+
+
+def _noted(unit: Unit[T], batches: list[list[Any]]) -> Unit[T]:
+    """`unit`, noting each batch's statements before the driver runs it."""
+    try:
+        batch = next(unit)
+        while True:
+            batches.append([op.statement for op in batch.ops])
+            batch = unit.send((yield batch))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def test_on_postgresql_the_claim_and_the_load_share_one_round_trip(fresh_postgres_url: str) -> None:
+    """One unit, whose first batch (one pipelined round trip) holds the claim's insert and
+    the load's read; on SQLite they stay two units (see `claim_and_load`)."""
+    stores = Stores(fresh_postgres_url, fast_paths=True)
+    try:
+        runs: list[list[list[Any]]] = []
+        run = stores.database.run
+
+        async def noting(work: Work[T]) -> T:
+            batches: list[list[Any]] = []
+            runs.append(batches)
+            return await run(dataclasses.replace(work, start=lambda: _noted(work.start(), batches)))
+
+        owner = who()
+        first = store(stores, owner, load(stores, owner, None), turn("q", "a"))
+        stores.database.run = noting  # type: ignore[method-assign]
+        claim, loaded = claim_and_load(stores, owner, first.id, str(uuid.uuid4()))
+        assert claim.state is ClaimState.CLAIMED
+        assert loaded is not None
+        assert loaded.session_id == first.id
+        statements = stores.database.statements
+        assert runs == [[[statements.claim_new, statements.load_by_id]]]
+    finally:
+        stores.close()

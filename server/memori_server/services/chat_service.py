@@ -154,21 +154,21 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def Complete(  # noqa: N802 (gRPC method names)
         self, request: chat_pb2.CompleteRequest, rpc: Context
     ) -> chat_pb2.CompleteResponse:
-        async with self._admitted(request, rpc, stream=False) as (call, claim):
+        async with self._admitted(request, rpc, stream=False) as (call, claim, loaded):
             if claim is not None and claim.state is ClaimState.DONE:
                 return await self._replay_complete(call, claim)
-            return await self._releasing_on_failure(call, self._run_complete(call, rpc))
+            return await self._releasing_on_failure(call, self._run_complete(call, rpc, loaded))
 
     async def StreamComplete(  # noqa: N802
         self, request: chat_pb2.StreamCompleteRequest, rpc: Context
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        async with self._admitted(request, rpc, stream=True) as (call, claim):
+        async with self._admitted(request, rpc, stream=True) as (call, claim, loaded):
             if claim is not None and claim.state is ClaimState.DONE:
                 async for response in self._replay_stream(call, claim):
                     yield response
                 return
             try:
-                async for response in self._run_stream(call, rpc):
+                async for response in self._run_stream(call, rpc, loaded):
                     yield response
             except BaseException:
                 self._release(call)
@@ -177,19 +177,20 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     @contextlib.asynccontextmanager
     async def _admitted(
         self, request: ChatCall, rpc: Context, *, stream: bool
-    ) -> AsyncIterator[tuple[PreparedCall, Claim | None]]:
+    ) -> AsyncIterator[tuple[PreparedCall, Claim | None, LoadedSession | None]]:
         """Hold one of the tenant's completion slots while the call runs; inside, the
-        validated call and, when it has a request id, its claim."""
+        validated call and, when it has a request id, its claim (with the session's context
+        when it was read with the claim)."""
         tenant_id = calling_tenant()
         with self._tenants.completion(tenant_id), self._foreground.serving():
             call = await self._prepare(request, tenant_id)
-            claim = None
-            if call.request_id is not None:
-                kind = "stream" if stream else "complete"
-                claim = await self._claim(call, kind, rpc, stream=stream)
-                call = dataclasses.replace(call, claim_owner=claim.owner)
             with self._releases.holding():  # a stop waits for its release, if it fails
-                yield call, claim
+                claim = loaded = None
+                if call.request_id is not None:
+                    kind = "stream" if stream else "complete"
+                    claim, loaded = await self._claim(call, kind, rpc, stream=stream)
+                    call = dataclasses.replace(call, claim_owner=claim.owner)
+                yield call, claim, loaded
 
     async def _prepare(self, request: ChatCall, tenant_id: str) -> PreparedCall:
         """Validate the request (in a thread when it is large), then the operator's policies."""
@@ -210,11 +211,29 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     # -- one call, top to bottom ---------------------------------------------------------
 
     async def _load_and_assemble(
-        self, call: PreparedCall, *, stream: bool
+        self, call: PreparedCall, loaded: LoadedSession | None, *, stream: bool
     ) -> tuple[LoadedSession, history.Assembly, bytes, list[FoundMemory]]:
-        """The session with its recent history, what the upstream gets, that body encoded,
-        and the memories recalled into it."""
-        settings = self._settings
+        """The session with its recent history (`loaded`, when it was read with the claim),
+        what the upstream gets, that body encoded, and the memories recalled into it."""
+        if loaded is None:
+            loaded, recalled = await self._load_and_recall(call)
+        else:  # read with the claim, which only a call without recall does
+            recalled = []
+        # Stored messages come encoded: only the request's own size makes assembling heavy.
+        assembly, body = await offload(call.heavy, self._assemble, call, loaded, stream, recalled)
+        return loaded, assembly, body, recalled
+
+    def _load_target(self, call: PreparedCall) -> dict[str, Any]:
+        """What `TurnStore.load` is asked for a call, beside the session's names."""
+        return {
+            "idle_seconds": self._settings.session_idle_timeout,
+            "token_budget": self._settings.history_token_budget,
+            "min_messages": len(call.chat.messages),
+            "heavy": call.heavy,
+        }
+
+    async def _load_and_recall(self, call: PreparedCall) -> tuple[LoadedSession, list[FoundMemory]]:
+        """The session with its recent history, and the memories recalled for the call."""
         recalling: asyncio.Future[list[FoundMemory]] | None = None
         if call.recall is not None and self._recall is not None and call.session_id:
             # The session is named: its own passages are known to leave out, so the search
@@ -222,13 +241,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             recalling = asyncio.ensure_future(self._recall_for(call, call.session_id))
         try:
             loaded = await self._turns.load(
-                call.tenant_id,
-                call.attribution,
-                call.session_id,
-                idle_seconds=settings.session_idle_timeout,
-                token_budget=settings.history_token_budget,
-                min_messages=len(call.chat.messages),
-                heavy=call.heavy,
+                call.tenant_id, call.attribution, call.session_id, **self._load_target(call)
             )
         except BaseException:
             if recalling is not None:
@@ -241,9 +254,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             recalled = await recalling
         elif call.recall is not None and self._recall is not None:
             recalled = await self._recall_for(call, loaded.session_id)
-        # Stored messages come encoded: only the request's own size makes assembling heavy.
-        assembly, body = await offload(call.heavy, self._assemble, call, loaded, stream, recalled)
-        return loaded, assembly, body, recalled
+        return loaded, recalled
 
     async def _recall_for(self, call: PreparedCall, session_id: str) -> list[FoundMemory]:
         assert call.recall is not None
@@ -318,8 +329,10 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             heavy=heavy,
         )
 
-    async def _run_complete(self, call: PreparedCall, rpc: Context) -> chat_pb2.CompleteResponse:
-        loaded, assembly, body, recalled = await self._load_and_assemble(call, stream=False)
+    async def _run_complete(
+        self, call: PreparedCall, rpc: Context, loaded: LoadedSession | None
+    ) -> chat_pb2.CompleteResponse:
+        loaded, assembly, body, recalled = await self._load_and_assemble(call, loaded, stream=False)
         async with asyncio.timeout(self._call_limit(rpc)):
             with self._foreground.waiting():
                 text, parsed = await self._upstream.complete(body, self._timeout(rpc))
@@ -345,9 +358,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             raise ReplyTooLarge(response.ByteSize(), self._settings.max_message_bytes)
 
     async def _run_stream(
-        self, call: PreparedCall, rpc: Context
+        self, call: PreparedCall, rpc: Context, loaded: LoadedSession | None
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        loaded, assembly, body, recalled = await self._load_and_assemble(call, stream=True)
+        loaded, assembly, body, recalled = await self._load_and_assemble(call, loaded, stream=True)
         yield chat_pb2.StreamCompleteResponse(
             session=session_pb(self._session(call, loaded)),
             recalled_memories=[memory_pb(memory) for memory in recalled],
@@ -390,13 +403,36 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     # -- idempotency -----------------------------------------------------------------------
 
-    async def _claim(self, call: PreparedCall, kind: str, rpc: Context, *, stream: bool) -> Claim:
+    async def _claim(
+        self, call: PreparedCall, kind: str, rpc: Context, *, stream: bool
+    ) -> tuple[Claim, LoadedSession | None]:
+        """The call's claim of its request id, waiting while an earlier call holds it; with
+        it, the session's context when the call recalls no memories (they are searched
+        beside the load) and the first claim was this call's."""
         assert call.request_id is not None
         longest = self._stream_limit(rpc) if stream else None
         lease = (longest or self._timeout(rpc)) + LEASE_MARGIN_SECONDS
-        return await self._requests.settled_claim(
+        if call.recall is None:
+            claiming = self._requests.claiming(
+                call.tenant_id, call.request_id, kind, call.fingerprint, lease
+            )
+            try:
+                claim, loaded = await self._turns.claim_and_load(
+                    claiming,
+                    call.tenant_id,
+                    call.attribution,
+                    call.session_id,
+                    **self._load_target(call),
+                )
+            except BaseException:  # the claim may be made: a retry must not wait for it
+                self._releases.release(call.tenant_id, call.request_id, claiming.owner)
+                raise
+            if claim.state is not ClaimState.IN_FLIGHT:
+                return claim, loaded
+        claim = await self._requests.settled_claim(
             call.tenant_id, call.request_id, kind, call.fingerprint, lease
         )
+        return claim, None
 
     def _release(self, call: PreparedCall) -> None:
         """Give back the claim of a failed call, in the background (it must survive the

@@ -49,6 +49,15 @@ class Claim:
     """CLAIMED: this call's token, which marking done and releasing need."""
 
 
+@dataclass(frozen=True, slots=True)
+class Claiming:
+    """A claim about to be made: the unit that makes it, and the owner token it claims with
+    (releasing with it is safe whatever the unit did: it frees only a claim of this token)."""
+
+    owner: str
+    start: Callable[[], Unit[Claim]]
+
+
 PURGE_BATCH = 1000
 # A retry that finds its request in flight looks again after these pauses (seconds).
 IN_FLIGHT_POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
@@ -63,6 +72,17 @@ class IdempotencyStore:
     async def claim(
         self, tenant_id: str, request_id: str, kind: str, fingerprint: str, lease_seconds: float
     ) -> Claim:
+        # A claim lost to a power cut (or a database crash) is as if the call had not begun:
+        # no turn of it is stored without the claim (the turn's insert needs it), so a retry
+        # runs it again.
+        claiming = self.claiming(tenant_id, request_id, kind, fingerprint, lease_seconds)
+        return await self._db.run(Work(claiming.start, writes=True, durable=False))
+
+    def claiming(
+        self, tenant_id: str, request_id: str, kind: str, fingerprint: str, lease_seconds: float
+    ) -> Claiming:
+        """The unit of `claim`, for a caller that runs it with another (it need not be
+        durable; it begins with a batch of its own and meets no constraint violation)."""
         now = self._clock()
         key = {"tenant_id": tenant_id, "request_id": request_id}
         owner = secrets.token_hex(16)
@@ -93,10 +113,7 @@ class IdempotencyStore:
                 return Claim(ClaimState.DONE, row.session_id, row.response)
             return Claim(ClaimState.IN_FLIGHT)
 
-        # A claim lost to a power cut (or a database crash) is as if the call had not begun:
-        # no turn of it is stored without the claim (the turn's insert needs it), so a retry
-        # runs it again.
-        return await self._db.run(Work(unit, writes=True, durable=False))
+        return Claiming(owner, unit)
 
     async def settled_claim(
         self, tenant_id: str, request_id: str, kind: str, fingerprint: str, lease_seconds: float

@@ -21,6 +21,7 @@ from memori_server.domain import Attribution
 from memori_server.errors import EntityErased, RequestIdTakenOver, SessionNotFound
 from memori_server.storage import statements as sql
 from memori_server.storage.history_cache import HistoryWindow
+from memori_server.storage.idempotency import Claim, Claiming, ClaimState
 from memori_server.storage.records import (
     Completion,
     HistoryMessage,
@@ -30,7 +31,15 @@ from memori_server.storage.records import (
 )
 from memori_server.storage.session_store import check_owner
 from memori_server.storage.store import Store
-from memori_server.storage.units import ConstraintViolation, Fetch, Op, Unit, Work, ops
+from memori_server.storage.units import (
+    ConstraintViolation,
+    Fetch,
+    Op,
+    Unit,
+    Work,
+    ops,
+    together,
+)
 
 HISTORY_BATCH = 256
 # The first read guesses how many messages the token budget holds (chat messages rarely
@@ -110,6 +119,80 @@ class TurnStore(Store):
         window when none is held) in one statement; more history only when that did not
         reach the budget. Each statement stands alone: a turn stored meanwhile is only not
         seen yet."""
+        held, unit = self._loading(
+            tenant_id,
+            attribution,
+            session_id,
+            idle_seconds=idle_seconds,
+            token_budget=token_budget,
+            min_messages=min_messages,
+        )
+        loaded = await self._db.run(Work(unit, writes=False, heavy=heavy))
+        self._loaded(tenant_id, attribution, session_id, held, loaded)
+        return loaded
+
+    async def claim_and_load(
+        self,
+        claiming: Claiming,
+        tenant_id: str,
+        attribution: Attribution,
+        session_id: str | None,
+        *,
+        idle_seconds: float,
+        token_budget: int,
+        min_messages: int,
+        heavy: bool = False,
+    ) -> tuple[Claim, LoadedSession | None]:
+        """A request id's claim (`IdempotencyStore.claiming`) and, when the claim is this
+        call's, what `load` returns. On PostgreSQL both run as one unit, their first
+        statements in one round trip: a call holds a pooled connection twice (this, then
+        its turn), not three times. On SQLite the claim runs first and the load after it, as
+        apart: there a load in the claim's unit would read on the write connection, where
+        other units' writes not yet committed are visible."""
+        if self._db.dialect != "postgresql":
+            claim = await self._db.run(Work(claiming.start, writes=True, durable=False))
+            if claim.state is not ClaimState.CLAIMED:
+                return claim, None
+            loaded = await self.load(
+                tenant_id,
+                attribution,
+                session_id,
+                idle_seconds=idle_seconds,
+                token_budget=token_budget,
+                min_messages=min_messages,
+                heavy=heavy,
+            )
+            return claim, loaded
+        held, loading = self._loading(
+            tenant_id,
+            attribution,
+            session_id,
+            idle_seconds=idle_seconds,
+            token_budget=token_budget,
+            min_messages=min_messages,
+        )
+        claim, loaded = await self._db.run(
+            Work(
+                lambda: together(claiming.start(), loading()),
+                writes=True,
+                heavy=heavy,
+                durable=False,
+            )
+        )
+        self._loaded(tenant_id, attribution, session_id, held, loaded)
+        return claim, loaded if claim.state is ClaimState.CLAIMED else None
+
+    def _loading(
+        self,
+        tenant_id: str,
+        attribution: Attribution,
+        session_id: str | None,
+        *,
+        idle_seconds: float,
+        token_budget: int,
+        min_messages: int,
+    ) -> tuple[HistoryWindow | None, Callable[[], Unit[LoadedSession]]]:
+        """The window held for the session, and the unit of `load` that starts from it."""
         window = max(
             min(token_budget // TOKENS_PER_MESSAGE_GUESS + 1, MAX_FIRST_WINDOW), min_messages + 1
         )
@@ -181,10 +264,18 @@ class TurnStore(Store):
                 history_tokens=tokens,
             )
 
-        loaded = await self._db.run(Work(unit, writes=False, heavy=heavy))
+        return held, unit
+
+    def _loaded(
+        self,
+        tenant_id: str,
+        attribution: Attribution,
+        session_id: str | None,
+        held: HistoryWindow | None,
+        loaded: LoadedSession,
+    ) -> None:
         if self._cache is not None:
             self._remember(tenant_id, attribution, session_id, held, loaded)
-        return loaded
 
     def _remember(
         self,

@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 from memori_server.storage.compiled import CompiledStatement
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 class Fetch(enum.Enum):
@@ -85,4 +87,25 @@ def ops(*items: Op, commit: bool = False) -> Batch:
     return Batch(tuple(items), commit)
 
 
-__all__ = ["Batch", "ConstraintViolation", "Fetch", "Op", "Unit", "Work", "ops"]
+def together(first: Unit[A], second: Unit[B]) -> Unit[tuple[A, B]]:
+    """Two units as one: their first batches go to the database as one batch (one round
+    trip on PostgreSQL), committed when both would commit; then each goes on alone, `first`
+    before `second`. For units that begin with a batch and meet no constraint violation."""
+    head, tail = next(first), next(second)
+    results = yield Batch(head.ops + tail.ops, head.commit and tail.commit)
+    first_value = yield from _rest(first, results[: len(head.ops)])
+    second_value = yield from _rest(second, results[len(head.ops) :])
+    return first_value, second_value
+
+
+def _rest(unit: Unit[T], results: list[Any]) -> Unit[T]:
+    """The rest of a unit that has been sent its first batch's `results`."""
+    while True:
+        try:
+            batch = unit.send(results)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        results = yield batch
+
+
+__all__ = ["Batch", "ConstraintViolation", "Fetch", "Op", "Unit", "Work", "ops", "together"]
