@@ -57,6 +57,24 @@ def store(stores: Stores, owner: Attribution, loaded: Any, messages: list[NewMes
     )
 
 
+def store_done(
+    stores: Stores,
+    owner: Attribution,
+    loaded: Any,
+    messages: list[NewMessage],
+    claimed: tuple[str, Any],
+    response: str,
+) -> Any:
+    """Store a turn that marks its claimed request id (request id, claim) done."""
+    request_id, claim = claimed
+    completion = Completion(request_id, claim.owner or "", response, 60)
+    return stores.run(
+        stores.turns.store_turn(
+            TENANT, owner, loaded, messages, idle_seconds=IDLE, completion=completion
+        )
+    )
+
+
 def test_an_unknown_session_is_created_only_by_the_stored_turn(stores: Stores) -> None:
     owner, session_id = who(), str(uuid.uuid4())
     loaded = load(stores, owner, session_id)
@@ -150,16 +168,7 @@ def test_the_turn_marks_its_request_id_done_in_the_same_transaction(stores: Stor
     claim = stores.run(stores.requests.claim(TENANT, request_id, "complete", "fp", 60))
     assert claim.state is ClaimState.CLAIMED
     loaded = load(stores, owner, None)
-    record = stores.run(
-        stores.turns.store_turn(
-            TENANT,
-            owner,
-            loaded,
-            turn("q", "a"),
-            idle_seconds=IDLE,
-            completion=Completion(request_id, claim.owner or "", '{"id": "x"}', 60),
-        )
-    )
+    record = store_done(stores, owner, loaded, turn("q", "a"), (request_id, claim), '{"id": "x"}')
     replay = stores.run(stores.requests.claim(TENANT, request_id, "complete", "fp", 60))
     assert replay.state is ClaimState.DONE
     assert (replay.session_id, replay.response) == (record.id, '{"id": "x"}')
@@ -258,16 +267,7 @@ def test_a_claim_and_the_load_come_back_together_and_the_load_only_for_a_claim_m
     alone = load(stores, owner, first.id)
     assert dataclasses.replace(loaded, call_start=alone.call_start) == alone
     assert [json.loads(m.encoded)["content"] for m in loaded.history] == ["q1", "a1"]
-    stores.run(
-        stores.turns.store_turn(
-            TENANT,
-            owner,
-            loaded,
-            turn("q2", "a2"),
-            idle_seconds=IDLE,
-            completion=Completion(request_id, claim.owner or "", '{"id": "y"}', 60),
-        )
-    )
+    store_done(stores, owner, loaded, turn("q2", "a2"), (request_id, claim), '{"id": "y"}')
     replay, nothing = claim_and_load(stores, owner, first.id, request_id)
     assert (replay.state, replay.response, nothing) == (ClaimState.DONE, '{"id": "y"}', None)
 

@@ -149,28 +149,17 @@ class TurnStore(Store):
         its turn), not three times. On SQLite the claim runs first and the load after it, as
         apart: there a load in the claim's unit would read on the write connection, where
         other units' writes not yet committed are visible."""
+        window: dict[str, Any] = {
+            "idle_seconds": idle_seconds,
+            "token_budget": token_budget,
+            "min_messages": min_messages,
+        }
         if self._db.dialect != "postgresql":
             claim = await self._db.run(Work(claiming.start, writes=True, durable=False))
             if claim.state is not ClaimState.CLAIMED:
                 return claim, None
-            loaded = await self.load(
-                tenant_id,
-                attribution,
-                session_id,
-                idle_seconds=idle_seconds,
-                token_budget=token_budget,
-                min_messages=min_messages,
-                heavy=heavy,
-            )
-            return claim, loaded
-        held, loading = self._loading(
-            tenant_id,
-            attribution,
-            session_id,
-            idle_seconds=idle_seconds,
-            token_budget=token_budget,
-            min_messages=min_messages,
-        )
+            return claim, await self.load(tenant_id, attribution, session_id, heavy=heavy, **window)
+        held, loading = self._loading(tenant_id, attribution, session_id, **window)
         claim, loaded = await self._db.run(
             Work(
                 lambda: together(claiming.start(), loading()),
