@@ -128,7 +128,7 @@ class TurnStore(Store):
             min_messages=min_messages,
         )
         loaded = await self._db.run(Work(unit, writes=False, heavy=heavy))
-        self._loaded(tenant_id, attribution, session_id, held, loaded)
+        self._remember(tenant_id, attribution, session_id, held, loaded)
         return loaded
 
     async def claim_and_load(
@@ -168,7 +168,7 @@ class TurnStore(Store):
                 durable=False,
             )
         )
-        self._loaded(tenant_id, attribution, session_id, held, loaded)
+        self._remember(tenant_id, attribution, session_id, held, loaded)
         return claim, loaded if claim.state is ClaimState.CLAIMED else None
 
     def _loading(
@@ -255,17 +255,6 @@ class TurnStore(Store):
 
         return held, unit
 
-    def _loaded(
-        self,
-        tenant_id: str,
-        attribution: Attribution,
-        session_id: str | None,
-        held: HistoryWindow | None,
-        loaded: LoadedSession,
-    ) -> None:
-        if self._cache is not None:
-            self._remember(tenant_id, attribution, session_id, held, loaded)
-
     def _remember(
         self,
         tenant_id: str,
@@ -274,8 +263,10 @@ class TurnStore(Store):
         held: HistoryWindow | None,
         loaded: LoadedSession,
     ) -> None:
-        """Hold the window a load read (on the event loop, after the unit ran)."""
-        assert self._cache is not None
+        """Hold the window a load read (on the event loop, after the unit ran), when windows
+        are held."""
+        if self._cache is None:
+            return
         if loaded.held_stale:
             self._cache.stale()
         record = loaded.record
