@@ -16,7 +16,8 @@ from memori_server.storage import statements as sql
 from memori_server.storage.compiled import CompiledStatement
 from memori_server.storage.database import Database
 from memori_server.storage.drivers import PostgresLoop
-from memori_server.storage.libpq_batches import PreparedNames, run_batch
+from memori_server.storage.engine import create_engine as memori_engine
+from memori_server.storage.libpq_batches import FIRST_REPLAN, PreparedNames, run_batch
 from memori_server.storage.migrate import migrate
 from memori_server.storage.records import NewMessage
 from memori_server.storage.statements import Statements
@@ -226,6 +227,93 @@ def test_statements_deallocated_behind_its_back_are_prepared_again(fresh_postgre
         ]
 
     _run(fresh_postgres_url, body)
+
+
+async def _server_names(connection: psycopg.AsyncConnection[Any]) -> set[bytes]:
+    cursor = await connection.execute("SELECT name FROM pg_prepared_statements")
+    return {row[0].encode() for row in await cursor.fetchall()}
+
+
+async def _plan(connection: psycopg.AsyncConnection[Any], name: bytes, *values: str) -> str:
+    """The plan PostgreSQL uses for the prepared statement `name` with these values."""
+    arguments = ", ".join(f"'{value}'" for value in values)
+    cursor = await connection.execute(f"EXPLAIN EXECUTE {name.decode()}({arguments})")
+    return "\n".join(row[0] for row in await cursor.fetchall())
+
+
+def test_a_statement_is_planned_again_as_its_table_grows(fresh_postgres_url: str) -> None:
+    """A request id's lookup planned while its table was nearly empty scanned every record
+    of the tenant (one index matches the tenant alone) long after the table had grown:
+    nothing analyzes it without autovacuum, and nothing else makes PostgreSQL plan a
+    prepared statement again. Prepared again after FIRST_REPLAN runs, it uses the key."""
+    _migrated(fresh_postgres_url)
+    claim = [Op(STATEMENTS.claim_row, {"tenant_id": TENANT, "request_id": "r-0"}, Fetch.ONE)]
+
+    async def body(connection: psycopg.AsyncConnection[Any]) -> None:
+        prepared = PreparedNames()
+        for _ in range(10):  # PostgreSQL keeps a plan from the sixth run on
+            await run_batch(connection, claim, begin=True, commit=True, prepared=prepared)
+        await connection.execute(
+            "INSERT INTO completion_requests (tenant_id, request_id, kind, fingerprint, state,"
+            " session_id, create_time, expire_time, owner) SELECT %s, 'r-' || n, 'chat', 'f',"
+            " 'done', 's-' || (n %% 32), now(), now(), 'o' FROM generate_series(1, 20000) n",
+            (TENANT,),
+        )
+        for _ in range(FIRST_REPLAN):
+            await run_batch(connection, claim, begin=True, commit=True, prepared=prepared)
+        (statement,) = prepared.on(connection).values()
+        assert statement.runs == 2 * FIRST_REPLAN  # prepared again, to last twice as long
+        plan = await _plan(connection, statement.name, TENANT, "r-7")
+        assert "pk_completion_requests" in plan, plan
+        assert "request_id" in plan.split("Index Cond:")[1].splitlines()[0], plan
+        assert await _server_names(connection) == {statement.name}  # the old one deallocated
+
+    _run(fresh_postgres_url, body)
+
+
+def test_a_failed_batch_keeps_the_statements_it_prepared(fresh_postgres_url: str) -> None:
+    """Prepared statements outlive the transaction: what the driver records as prepared is
+    what the server holds, after a batch that failed past a statement's new PREPARE too."""
+    _migrated(fresh_postgres_url)
+    session_id = new_id()
+    read = _reads(session_id)[:1]
+    again = [Op(STATEMENTS.insert_session, {**sql.owner(TENANT, session_id, WHO), "now": NOW})]
+
+    async def body(connection: psycopg.AsyncConnection[Any]) -> None:
+        prepared = PreparedNames()
+        await run_batch(connection, again, begin=True, commit=True, prepared=prepared)
+        await run_batch(connection, read, begin=False, commit=False, prepared=prepared)
+        names = prepared.on(connection)
+        for statement in names.values():
+            statement.runs_left = 0  # due to be prepared again
+        before = {statement.name for statement in names.values()}
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await run_batch(connection, read + again, begin=True, commit=True, prepared=prepared)
+        await connection.execute("ROLLBACK")
+        after = {statement.name for statement in names.values()}
+        assert not before & after
+        assert await _server_names(connection) == after
+        (row,) = await run_batch(connection, read, begin=False, commit=False, prepared=prepared)
+        assert row is not None
+        assert row.id == session_id
+
+    _run(fresh_postgres_url, body)
+
+
+def test_the_thread_path_prepares_nothing(fresh_postgres_url: str) -> None:
+    """psycopg prepares a statement after its fifth run and keeps that plan; the engine's
+    connections (heavy units, migrations) plan each statement for the tables as they are."""
+    _migrated(fresh_postgres_url)
+    engine = memori_engine(fresh_postgres_url, 1)
+    try:
+        with engine.connect() as connection:
+            lookup = text("SELECT count(*) FROM sessions WHERE id = :id")
+            for _ in range(10):
+                connection.execute(lookup, {"id": "x"})
+            held = connection.execute(text("SELECT count(*) FROM pg_prepared_statements"))
+            assert held.scalar_one() == 0
+    finally:
+        engine.dispose()
 
 
 def test_a_batch_cut_short_closes_its_connection_and_commits_nothing(

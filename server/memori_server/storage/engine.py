@@ -51,6 +51,10 @@ def create_engine(database_url: str, pool_size: int, sqlite_synchronous: str = "
         pool_recycle=1800,
         pool_timeout=10,
         hide_parameters=True,  # errors and logs never carry message content
+        # Nothing prepared on the thread path (heavy units, migrations): each statement is
+        # planned for the tables as they are, not as they were when psycopg prepared it
+        # (see libpq_batches on plans kept from nearly empty tables).
+        connect_args={"prepare_threshold": None},
     )
 
 

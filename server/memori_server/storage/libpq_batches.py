@@ -11,8 +11,15 @@ still does what it is for:
   by it, as a cursor would;
 - an error is its exception class for the SQLSTATE (`IntegrityError`, ...).
 
-Each statement is prepared once per connection (psycopg prepared after five uses) under a
-name of its own; psycopg itself prepares nothing on these connections (see `PostgresLoop`).
+Each statement is prepared on a connection at its first use (psycopg prepared after five
+uses) under a name of its own; psycopg itself prepares nothing on these connections (see
+`PostgresLoop`). PostgreSQL keeps the plan it makes for a prepared statement (at its sixth
+run) until the table is analyzed again, and a plan made while a table was nearly empty can
+be a scan of it (a sequential scan, or an index that matches the tenant alone): one request
+id record's lookup scanned 3,400 records after a few thousand turns on a new database with
+autovacuum off, and took 5 to 10 ms. So a statement is prepared again, its old name
+deallocated in the same round trip, after 64 runs on the connection, then 128, 256 and so
+on: its plan follows the tables as they grow, at a cost that halves each time.
 A connection is handed back out of pipeline mode with every result read; one cut short (a
 cancelled call, a lost server) is closed, so the pool drops it, and what a cancelled call
 left running on the server is cancelled there too.
@@ -47,17 +54,33 @@ _CANCEL_WAIT = 2.0  # seconds for the server to take a cancel request
 _NAME_NUMBERS = itertools.count()
 
 
+FIRST_REPLAN = 64
+"""Runs of a statement on a connection before it is prepared again (then twice as many)."""
+
+_Key = tuple[bytes, tuple[int, ...]]
+"""A statement's SQL and parameter types."""
+
+
+class Prepared:
+    """A statement prepared on one connection, and how many runs its plan has left."""
+
+    __slots__ = ("name", "runs", "runs_left")
+
+    def __init__(self, name: bytes, runs: int) -> None:
+        self.name = name
+        self.runs = runs
+        self.runs_left = runs
+
+
 class PreparedNames:
     """The statements prepared on each live connection, by SQL and parameter types."""
 
     def __init__(self) -> None:
         self._by_connection: weakref.WeakKeyDictionary[
-            psycopg.AsyncConnection[Any], dict[tuple[bytes, tuple[int, ...]], bytes]
+            psycopg.AsyncConnection[Any], dict[_Key, Prepared]
         ] = weakref.WeakKeyDictionary()
 
-    def on(
-        self, connection: psycopg.AsyncConnection[Any]
-    ) -> dict[tuple[bytes, tuple[int, ...]], bytes]:
+    def on(self, connection: psycopg.AsyncConnection[Any]) -> dict[_Key, Prepared]:
         names = self._by_connection.get(connection)
         if names is None:
             names = self._by_connection[connection] = {}
@@ -80,8 +103,10 @@ class _Request:
         self.commands: list[Callable[[], None]] = []
         self.owners: list[int | None] = []
         """Per command, the index of the op it runs (None: BEGIN, COMMIT, a PREPARE)."""
-        self.preparing: dict[int, tuple[tuple[bytes, tuple[int, ...]], bytes]] = {}
-        """Command index of each PREPARE sent, with the key and name it prepares."""
+        self.preparing: dict[int, tuple[_Key, Prepared]] = {}
+        """Command index of each PREPARE sent, with the key and the statement it prepares."""
+        self._fresh: dict[_Key, Prepared] = {}
+        """The statements this batch prepares (a second run in it uses the same)."""
 
     def plain(self, sql: bytes) -> None:
         self.commands.append(lambda: self.pgconn.send_query_params(sql, None))
@@ -94,17 +119,31 @@ class _Request:
         types = tuple(transformer.types or ())
         formats = list(transformer.formats or ())
         key = (statement.numbered_sql, types)
-        name = self.names.get(key)
-        if name is None:
-            name = _new_name()
-            self.preparing[len(self.commands)] = (key, name)
-            sql = statement.numbered_sql
-            self.commands.append(lambda: self.pgconn.send_prepare(name, sql, param_types=types))
-            self.owners.append(None)
+        current = self._fresh.get(key)
+        if current is None:
+            current = self.names.get(key)
+            if current is None or current.runs_left <= 0:
+                current = self._prepare(key, current)
+        current.runs_left -= 1
+        name = current.name
         self.commands.append(
             lambda: self.pgconn.send_query_prepared(name, buffers, param_formats=formats)
         )
         self.owners.append(index)
+
+    def _prepare(self, key: _Key, replaced: Prepared | None) -> Prepared:
+        """PREPARE the statement under a new name (and DEALLOCATE the one it replaces, whose
+        plan was made when the tables were smaller)."""
+        fresh = Prepared(_new_name(), FIRST_REPLAN if replaced is None else replaced.runs * 2)
+        self._fresh[key] = fresh
+        self.preparing[len(self.commands)] = (key, fresh)
+        sql, types = key
+        name = fresh.name
+        self.commands.append(lambda: self.pgconn.send_prepare(name, sql, param_types=types))
+        self.owners.append(None)
+        if replaced is not None:
+            self.plain(b"DEALLOCATE " + replaced.name)
+        return fresh
 
 
 async def run_batch(
@@ -133,15 +172,17 @@ async def run_batch(
     if commit:
         request.plain(_COMMIT)
     results = await _exchange(connection, request.commands)
+    # Prepared statements outlive a failed transaction. A PREPARE the server skipped (after
+    # an error) skipped the DEALLOCATE after it too: the statement it replaces stays in use.
+    for command, (key, fresh) in request.preparing.items():
+        if results[command].status == _PREPARED:
+            request.names[key] = fresh
     first_error = next((result for result in results if result.status == _FAILED), None)
     if first_error is not None:
         error = errors.error_from_result(first_error, encoding=connection.info.encoding)
         if isinstance(error, errors.InvalidSqlStatementName):
             request.names.clear()  # deallocated behind our back: prepare again next time
         raise error
-    for command, (key, name) in request.preparing.items():
-        if results[command].status == _PREPARED:
-            request.names[key] = name
     return _results(request, batch_ops, results)
 
 
@@ -246,4 +287,4 @@ def _results(
     return outcomes
 
 
-__all__ = ["PreparedNames", "run_batch"]
+__all__ = ["FIRST_REPLAN", "Prepared", "PreparedNames", "run_batch"]
