@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 from memori_server.domain import Attribution
+from memori_server.storage import libpq_batches
 from memori_server.storage import statements as sql
 from memori_server.storage.compiled import CompiledStatement
 from memori_server.storage.database import Database
@@ -267,6 +268,28 @@ def test_a_statement_is_planned_again_as_its_table_grows(fresh_postgres_url: str
         assert "pk_completion_requests" in plan, plan
         assert "request_id" in plan.split("Index Cond:")[1].splitlines()[0], plan
         assert await _server_names(connection) == {statement.name}  # the old one deallocated
+
+    _run(fresh_postgres_url, body)
+
+
+def test_with_a_libpq_that_cannot_close_the_old_statement_stays_prepared(
+    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq before 17 sends no Close message; SQL's DEALLOCATE would miss the statement
+    behind PgBouncer (it renames them), so the old one is left until the connection ends."""
+    _migrated(fresh_postgres_url)
+    monkeypatch.setattr(libpq_batches, "_CLOSES_STATEMENTS", False)
+    read = _reads(new_id())[:1]
+
+    async def body(connection: psycopg.AsyncConnection[Any]) -> None:
+        prepared = PreparedNames()
+        await run_batch(connection, read, begin=False, commit=False, prepared=prepared)
+        (first,) = prepared.on(connection).values()
+        for _ in range(FIRST_REPLAN):
+            await run_batch(connection, read, begin=False, commit=False, prepared=prepared)
+        (second,) = prepared.on(connection).values()
+        assert second.name != first.name
+        assert await _server_names(connection) == {first.name, second.name}
 
     _run(fresh_postgres_url, body)
 
