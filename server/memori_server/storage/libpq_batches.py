@@ -107,7 +107,7 @@ class _Request:
         self.names = prepared.on(connection)
         self.commands: list[Callable[[], None]] = []
         self.owners: list[int | None] = []
-        """Per command, the index of the op it runs (None: BEGIN, COMMIT, a PREPARE)."""
+        """Per command, the index of the op it runs (None: BEGIN, COMMIT, a PREPARE, a Close)."""
         self.preparing: dict[int, tuple[_Key, Prepared]] = {}
         """Command index of each PREPARE sent, with the key and the statement it prepares."""
         self._fresh: dict[_Key, Prepared] = {}
