@@ -267,7 +267,7 @@ def test_a_statement_is_planned_again_as_its_table_grows(fresh_postgres_url: str
         plan = await _plan(connection, statement.name, TENANT, "r-7")
         assert "pk_completion_requests" in plan, plan
         assert "request_id" in plan.split("Index Cond:")[1].splitlines()[0], plan
-        assert await _server_names(connection) == {statement.name}  # the old one deallocated
+        assert await _server_names(connection) == {statement.name}  # the old one closed
 
     _run(fresh_postgres_url, body)
 
