@@ -128,6 +128,37 @@ def test_a_write_is_acknowledged_only_once_committed_and_later_ones_join_the_nex
     assert _commits(stores).commits - before == 2  # the three waiting formed one
 
 
+def test_a_cancelled_write_is_still_committed_and_the_others_waiting_are_answered(
+    stores: Stores, held: HeldCommits, tmp_path: Path
+) -> None:
+    """Each write waits on a future of its own: cancelling one caller, whether its write ran
+    in the transaction being committed or waits for the connection, neither cancels the
+    commit nor leaves the other writes unanswered."""
+    database, path = stores.database, tmp_path / "memori.db"
+    committing, queued = _ids(2), _ids(2)
+
+    async def scenario() -> None:
+        ran = [asyncio.ensure_future(database.run(_insert_session(stores, i))) for i in committing]
+        await _turns(5)  # both ran in one transaction; its commit is held
+        waiting = [asyncio.ensure_future(database.run(_insert_session(stores, i))) for i in queued]
+        await _turns(5)  # these wait for the connection
+        ran[0].cancel()
+        waiting[0].cancel()
+        await _turns(5)
+        assert ran[0].cancelled()
+        assert waiting[0].cancelled()
+        assert not ran[1].done()
+        assert not waiting[1].done()
+        held.gate.set()
+        assert await ran[1] == committing[1]
+        assert await waiting[1] == queued[1]
+
+    stores.run(scenario())
+    # The cancelled caller's write had run: it is committed with its transaction; the one
+    # cancelled while waiting never ran.
+    assert _stored(path, committing + queued) == {*committing, queued[1]}
+
+
 def test_a_failed_commit_fails_every_write_of_its_transaction_and_keeps_none(
     stores: Stores, held: HeldCommits, tmp_path: Path
 ) -> None:

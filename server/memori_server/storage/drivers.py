@@ -184,7 +184,8 @@ class SqliteLoopReads:
         if self._reader is None:
             self._reader = self._engine.raw_connection()
         try:
-            return run_blocking(self._reader, self._transactions, work)
+            # The sqlite3 connection itself: its statements skip the pool handle's lookups.
+            return run_blocking(self._reader.dbapi_connection, self._transactions, work)
         except sqlite3.OperationalError:
             reader, self._reader = self._reader, None
             with contextlib.suppress(Exception):

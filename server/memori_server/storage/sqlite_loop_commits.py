@@ -55,11 +55,46 @@ _Commit = tuple[
 ]
 
 
+class _Outcome:
+    """Something units wait for, each on a future of its own, so that a cancelled unit
+    cancels only its own wait. (`asyncio.shield` of one shared future did the same with
+    three callbacks per waiter, where this takes one: its task's wake-up.)"""
+
+    __slots__ = ("_waiters", "done", "error")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: BaseException | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def wait(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        waiter = loop.create_future()
+        if self.done:
+            _answer(waiter, self.error)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def settle(self, error: BaseException | None = None) -> None:
+        self.done, self.error = True, error
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # else its unit was cancelled meanwhile
+                _answer(waiter, error)
+
+
+def _answer(waiter: asyncio.Future[None], error: BaseException | None) -> None:
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(error)
+
+
 class _Transaction:
     """The open transaction: the units that ran in it wait for `committed`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, synced: bool) -> None:
-        self.committed: asyncio.Future[None] = loop.create_future()
+    def __init__(self, *, synced: bool) -> None:
+        self.committed = _Outcome()
         self.synced = synced
         """Its commit waits for the disk (on the thread); else it commits on the loop."""
         self.broken: BaseException | None = None
@@ -76,13 +111,16 @@ class SqliteLoopCommits:
         otherwise on the loop, inline."""
         self._engine = engine
         self._synced = synced
+        self._pooled: Any = None
+        """The pool's handle of the connection: it closes or invalidates it."""
         self._connection: Any = None
+        """The sqlite3 connection itself: statements skip the pool handle's attribute lookup."""
         self._autocheckpoint = 0
         """The connection's own WAL auto-checkpoint (pages), restored after an unsynced commit."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: _Transaction | None = None
-        self._committing: asyncio.Future[None] | None = None
-        """Done (never failed) when the commit in flight has ended."""
+        self._committing: _Outcome | None = None
+        """Settled (never failed) when the commit in flight has ended."""
         # The commit thread's work; None ends it. A queue and a thread of our own:
         # run_in_executor's futures, chained into the loop's, cost the loop more per commit.
         self._commits: queue.SimpleQueue[_Commit | None] = queue.SimpleQueue()
@@ -100,7 +138,7 @@ class SqliteLoopCommits:
         if loop is not self._loop or self._closed:
             raise FastPathUnavailable("the loop's SQLite write connection is another loop's")
         while self._committing is not None:  # the connection is busy with the last commit
-            await asyncio.shield(self._committing)
+            await self._committing.wait(loop)
         transaction = self._open
         if transaction is not None and self._synced and work.durable and not transaction.synced:
             self._commit(transaction)  # now, on the loop: the durable unit begins the next
@@ -118,15 +156,16 @@ class SqliteLoopCommits:
             raise
         if not work.durable:  # nothing waits for its commit (due now, or synced with others)
             return value
-        await asyncio.shield(transaction.committed)  # a cancelled caller's unit commits too
+        await transaction.committed.wait(loop)  # a cancelled caller's unit commits too
         return value
 
     def _begin(self, loop: asyncio.AbstractEventLoop, *, synced: bool) -> _Transaction:
         if self._connection is None:
-            connection = self._engine.raw_connection()
+            pooled = self._engine.raw_connection()
+            connection: Any = pooled.dbapi_connection
             connection.execute("PRAGMA busy_timeout=0")
             (self._autocheckpoint,) = connection.execute("PRAGMA wal_autocheckpoint").fetchone()
-            self._connection = connection
+            self._pooled, self._connection = pooled, connection
         unsynced = self._synced and not synced
         if unsynced:
             self._sync_commits(False)
@@ -139,14 +178,14 @@ class SqliteLoopCommits:
                 raise FastPathUnavailable("the SQLite write lock is held") from error
             self._abandon()
             raise
-        transaction = self._open = _Transaction(loop, synced=synced)
+        transaction = self._open = _Transaction(synced=synced)
         # After the callbacks already due: the units woken with this one join it first.
         loop.call_soon(self._commit, transaction)
         return transaction
 
     def _commit(self, transaction: _Transaction) -> None:
         assert self._loop is not None
-        if transaction.committed.done():  # committed early, for a durable unit
+        if transaction.committed.done:  # committed early, for a durable unit
             return
         if self._open is transaction:
             self._open = None
@@ -163,7 +202,7 @@ class SqliteLoopCommits:
             if self._synced:
                 self._sync_commits(True)
             return
-        ended = self._committing = self._loop.create_future()
+        ended = self._committing = _Outcome()
         if self._thread is None:
             self._thread = threading.Thread(
                 target=_commit_thread, args=(self._commits,), name="memori-db-commit", daemon=True
@@ -175,20 +214,20 @@ class SqliteLoopCommits:
         self._commits.put((commit, self._loop, settle))
 
     def _ended(
-        self, transaction: _Transaction, ended: asyncio.Future[None], error: BaseException | None
+        self, transaction: _Transaction, ended: _Outcome, error: BaseException | None
     ) -> None:
         """On the loop, once the thread's COMMIT has ended."""
         try:
             self._settle(transaction, error)
         finally:
             self._committing = None  # whatever happened, the next units go on
-            ended.set_result(None)
+            ended.settle()
 
     def _settle(self, transaction: _Transaction, error: BaseException | None) -> None:
         """Its units' answer once COMMIT has run: done, or (the connection dropped) failed."""
         if error is None:
             self.commits += 1
-            transaction.committed.set_result(None)
+            transaction.committed.settle()
         else:
             self._abandon()
             _fail(transaction, error)
@@ -205,9 +244,9 @@ class SqliteLoopCommits:
             raise
 
     def _abandon(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            discard(connection)
+        pooled, self._pooled, self._connection = self._pooled, None, None
+        if pooled is not None:
+            discard(pooled)
 
     async def close(self) -> None:
         """Wait for the transaction in progress to commit, then close the connection."""
@@ -215,13 +254,13 @@ class SqliteLoopCommits:
         here = asyncio.get_running_loop() is self._loop
         while here and (self._open is not None or self._committing is not None):
             if self._committing is not None:
-                await asyncio.shield(self._committing)
+                await self._committing.wait(asyncio.get_running_loop())
             else:
                 await asyncio.sleep(0)  # its commit is due on this loop
-        if self._connection is not None:
+        if self._pooled is not None:
             with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
+                self._pooled.close()
+            self._pooled = self._connection = None
         self._commits.put(None)
 
 
@@ -248,8 +287,7 @@ def _write_lock_taken(error: sqlite3.OperationalError) -> bool:
 
 
 def _fail(transaction: _Transaction, error: BaseException) -> None:
-    transaction.committed.set_exception(error)
-    transaction.committed.exception()  # each waiting unit raises it; none may be waiting
+    transaction.committed.settle(error)  # each waiting unit raises it; none may be waiting
 
 
 __all__ = ["SqliteLoopCommits"]
