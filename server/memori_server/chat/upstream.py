@@ -189,13 +189,17 @@ def _chunk(data: str) -> dict[str, Any]:
     return chunk
 
 
+# json.dumps with options builds a new encoder per call; the body needs one.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_body(parameters: dict[str, Any], messages: Sequence[bytes], *, stream: bool) -> bytes:
     """The upstream request body: the parameters, then the encoded messages joined as they
     are (a window held in memory is not encoded again), then `"stream":true` when streaming.
 
     What the SDK would send, without its pass over every message against its types.
     """
-    head = json.dumps(parameters, ensure_ascii=False, separators=(",", ":")).encode()
+    head = _COMPACT_JSON.encode(parameters).encode()
     opening = head[:-1] + b',"messages":[' if parameters else b'{"messages":['
     closing = b'],"stream":true}' if stream else b"]}"
     return b"".join((opening, b",".join(messages), closing))

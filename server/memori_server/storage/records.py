@@ -53,9 +53,13 @@ class HistoryMessage:
     token_count: int
 
 
+# One encoder for every message: json.dumps with options builds a new one per call.
+_MESSAGE_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def encode_message(message: dict[str, Any]) -> bytes:
     """A chat message as compact JSON with sorted keys, so equal messages encode equally."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    return _MESSAGE_JSON.encode(message).encode()
 
 
 def as_history(message: NewMessage) -> HistoryMessage:
