@@ -251,10 +251,11 @@ class SqliteLoopCommits:
     async def close(self) -> None:
         """Wait for the transaction in progress to commit, then close the connection."""
         self._closed = True
-        here = asyncio.get_running_loop() is self._loop
+        loop = asyncio.get_running_loop()
+        here = loop is self._loop
         while here and (self._open is not None or self._committing is not None):
             if self._committing is not None:
-                await self._committing.wait(asyncio.get_running_loop())
+                await self._committing.wait(loop)
             else:
                 await asyncio.sleep(0)  # its commit is due on this loop
         if self._pooled is not None:
