@@ -6,8 +6,10 @@ keeps nothing of its transaction."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -18,9 +20,11 @@ from typing import Any
 import pytest
 from memori_server.domain import Attribution
 from memori_server.errors import StorageUnavailable
+from memori_server.storage import sqlite_loop_commits
 from memori_server.storage import statements as sql
 from memori_server.storage.compiled import CompiledStatement
-from memori_server.storage.sqlite_loop_commits import SqliteLoopCommits
+from memori_server.storage.records import NewMessage
+from memori_server.storage.sqlite_loop_commits import CLAIM_LINGER, SqliteLoopCommits
 from memori_server.storage.units import Op, Unit, Work, ops
 from sqlalchemy import text
 
@@ -261,57 +265,150 @@ def _claim(stores: Stores, session_id: str) -> Work[str]:
     return Work(durable.start, writes=True, durable=False)
 
 
-def _synchronous(commits: SqliteLoopCommits) -> tuple[int, int]:
-    """The loop connection's sync level (2 is FULL) and WAL auto-checkpoint."""
-    connection = commits._connection
-    (level,) = connection.execute("PRAGMA synchronous").fetchone()
-    (pages,) = connection.execute("PRAGMA wal_autocheckpoint").fetchone()
-    return level, pages
+def _write_lock_free(path: Path) -> bool:
+    """Whether another connection (another process's) could begin a write now."""
+    with closing(sqlite3.connect(path, timeout=0)) as connection:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            return False
+        connection.execute("ROLLBACK")
+        return True
 
 
-def test_a_write_that_need_not_be_durable_commits_on_the_loop_unsynced(
+async def _until(condition: Any, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the condition never held")
+
+
+def test_a_claim_is_answered_at_once_and_committed_after_its_linger(
     stores: Stores, held: HeldCommits, tmp_path: Path
 ) -> None:
-    """Its commit is not handed to the thread (whose gate stays shut), and the connection
-    syncs its commits again afterwards."""
+    """No durable write comes: the claim's transaction, open meanwhile (another process's
+    writer waits for it, then finds the claim), commits on the thread once it has lingered;
+    the connection's commits stay synced."""
+    path = tmp_path / "memori.db"
     session_id = _ids(1)
     commits = _commits(stores)
-    assert stores.run(stores.database.run(_claim(stores, session_id[0]))) == session_id[0]
-    assert _stored(tmp_path / "memori.db", session_id) == set(session_id)
-    assert held.calls == 0
-    assert _synchronous(commits) == (2, 1000)
+
+    async def scenario() -> None:
+        answered = time.monotonic()
+        assert await stores.database.run(_claim(stores, session_id[0])) == session_id[0]
+        assert held.calls == 0
+        assert not _write_lock_free(path)
+        assert _stored(path, session_id) == set()
+        await _until(lambda: held.calls == 1)
+        assert time.monotonic() - answered >= CLAIM_LINGER * 0.9
+        held.gate.set()
+        await _until(lambda: commits.commits == 1)
+
+    stores.run(scenario())
+    assert _stored(path, session_id) == set(session_id)
+    assert _write_lock_free(path)
+    assert held.calls == 1
+    (level,) = commits._connection.execute("PRAGMA synchronous").fetchone()
+    assert level == 2  # FULL
 
 
-def test_a_durable_write_never_joins_an_unsynced_transaction(
+def test_claims_ride_with_the_next_durable_write_and_are_answered_before_it(
     stores: Stores, held: HeldCommits, tmp_path: Path
 ) -> None:
-    """Arriving in the same turn of the loop, the unsynced writes commit at once and the
-    durable one waits for its own synced commit; a later unsynced write joins the synced
-    transaction (and is synced with it) but is answered without waiting for that commit."""
+    """Claims before a durable write, and one after it in the same turn of the loop, make one
+    transaction with it: one synced commit, which the claims did not wait for; their linger
+    adds no commit of its own."""
     path = tmp_path / "memori.db"
     claims, durable, joining = _ids(2), _ids(1), _ids(1)
     database = stores.database
 
     async def scenario() -> None:
-        first = [asyncio.ensure_future(database.run(_claim(stores, i))) for i in claims]
+        first = [await database.run(_claim(stores, i)) for i in claims]
+        assert first == claims
         synced = asyncio.ensure_future(database.run(_insert_session(stores, durable[0])))
         joined = asyncio.ensure_future(database.run(_claim(stores, joining[0])))
-        await _turns(5)
-        assert await asyncio.gather(*first) == claims
-        assert _stored(path, claims + durable + joining) == set(claims)
-        for _ in range(100):  # the thread takes the one commit
-            if held.calls:
-                break
-            await asyncio.sleep(0.01)
-        assert not synced.done()  # held at the thread's gate
+        await _until(lambda: held.calls == 1)
         assert joined.done()
         assert joined.result() == joining[0]
-        assert _stored(path, durable + joining) == set()  # not committed yet
-        assert held.calls == 1
+        assert not synced.done()  # held at the thread's gate
+        assert _stored(path, claims + durable + joining) == set()
         held.gate.set()
         assert await synced == durable[0]
+        await asyncio.sleep(CLAIM_LINGER * 3)
 
     stores.run(scenario())
     assert _stored(path, claims + durable + joining) == set(claims + durable + joining)
     assert held.calls == 1
-    assert _synchronous(_commits(stores)) == (2, 1000)
+    assert _commits(stores).commits == 1
+
+
+def test_closing_commits_a_lingering_claim_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_loop_commits, "CLAIM_LINGER", 60.0)
+    stores = Stores(sqlite_url(tmp_path), fast_paths=True)
+    session_id = _ids(1)
+    try:
+        assert stores.run(stores.database.run(_claim(stores, session_id[0]))) == session_id[0]
+        started = time.monotonic()
+        stores.run(stores.database.close())
+        assert time.monotonic() - started < 10
+    finally:
+        stores.loop.close()
+    assert _stored(tmp_path / "memori.db", session_id) == set(session_id)
+
+
+def test_a_window_read_with_a_claim_before_a_failed_commit_is_not_held(
+    stores: Stores, held: HeldCommits, tmp_path: Path
+) -> None:
+    """A call's claim and load run on the write connection, so they see a turn stored in
+    the same open transaction before its commit. That commit fails, and another process
+    stores a turn: the next call reads the session as it is, with theirs, not the lost one."""
+    turns, idle = stores.turns, 3600.0
+    window: dict[str, Any] = {"idle_seconds": idle, "token_budget": 8000, "min_messages": 1}
+
+    def turn(text: str) -> list[NewMessage]:
+        return [NewMessage("user", text, token_count=5), NewMessage("assistant", text)]
+
+    held.gate.set()
+    first = stores.run(turns.load(TENANT, OWNER, None, **window))
+    session = stores.run(
+        turns.store_turn(TENANT, OWNER, first, turn("kept"), idle_seconds=idle, completion=None)
+    )
+    loaded = stores.run(turns.load(TENANT, OWNER, session.id, **window))
+    held.gate.clear()
+
+    async def scenario() -> tuple[object, Any]:
+        storing = asyncio.ensure_future(
+            turns.store_turn(
+                TENANT, OWNER, loaded, turn("lost"), idle_seconds=idle, completion=None
+            )
+        )
+        await asyncio.sleep(0)  # the turn runs; its commit is due after this loop turn
+        claiming = stores.requests.claiming(TENANT, "request-1", "complete", "fp", 60)
+        claim, seen = await turns.claim_and_load(claiming, TENANT, OWNER, session.id, **window)
+        assert seen is not None
+        assert len(seen.history) == 4  # the turn, before its commit
+        held.fail = True
+        held.gate.set()
+        stored = await asyncio.gather(storing, return_exceptions=True)
+        return stored[0], claim
+
+    failed, _claim = stores.run(scenario())
+    assert isinstance(failed, StorageUnavailable)
+    # Another process stores a turn: the session's counter reaches what was held.
+    other = Stores(sqlite_url(tmp_path), fast_paths=True)
+    try:
+        theirs = other.run(other.turns.load(TENANT, OWNER, session.id, **window))
+        other.run(
+            other.turns.store_turn(
+                TENANT, OWNER, theirs, turn("other"), idle_seconds=idle, completion=None
+            )
+        )
+    finally:
+        other.close()
+    again = stores.run(turns.load(TENANT, OWNER, session.id, **window))
+    assert [json.loads(m.encoded)["content"] for m in again.history] == ["kept"] * 2 + ["other"] * 2

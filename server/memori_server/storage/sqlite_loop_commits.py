@@ -21,14 +21,13 @@ With `synchronous=normal` nothing waits for the disk, and the commits run on the
 
 A unit that need not be durable (`Work.durable`: a request id's claim) does not wait for the
 disk, nor for its commit: its result is given once its statements ran (this connection sees
-its writes at once; others once the commit, due in this turn of the loop or the next, is
-done). Alone in its transaction it commits on the loop, unsynced (SQLite fixes a
-transaction's sync level at BEGIN, so the connection is switched to `synchronous=NORMAL`
-before it and back after it). Such a commit never checkpoints (the WAL's auto-checkpoint is
-off for it: copying the WAL into the database syncs, which is the thread's work). A durable
-unit never joins an unsynced transaction: that one commits at once and the durable unit
-begins the next. A synced commit later makes the unsynced ones before it durable too (it
-syncs the whole WAL).
+its writes at once). Nor does it ask for a commit: its transaction stays open for the next
+durable unit, whose commit syncs both, or commits as any other once it has been open for
+`CLAIM_LINGER` seconds. Under load a claim thus rides with the turns' commits, and
+costs its statements alone: no BEGIN, COMMIT or WAL frames of its own. Other connections
+see it once that commit is done; until then this connection holds the write lock, so a
+writer elsewhere (another process claiming the same request id) waits for it and then finds
+it.
 """
 
 from __future__ import annotations
@@ -49,6 +48,9 @@ from memori_server.storage.sqlite_writer import discard, run_in_savepoint
 from memori_server.storage.units import Work
 
 T = TypeVar("T")
+CLAIM_LINGER = 0.02
+"""Seconds a transaction of units that need not be durable alone stays open for a durable
+unit to join it (whose commit then carries them at no cost of their own)."""
 # The commit to run, the loop to tell, and what the loop then calls with its outcome.
 _Commit = tuple[
     Callable[[], None], asyncio.AbstractEventLoop, Callable[[BaseException | None], None]
@@ -93,10 +95,13 @@ def _answer(waiter: asyncio.Future[None], error: BaseException | None) -> None:
 class _Transaction:
     """The open transaction: the units that ran in it wait for `committed`."""
 
-    def __init__(self, *, synced: bool) -> None:
+    def __init__(self) -> None:
         self.committed = _Outcome()
-        self.synced = synced
-        """Its commit waits for the disk (on the thread); else it commits on the loop."""
+        self.ending = False
+        """Its commit has begun (or it was rolled back): no unit joins it any more."""
+        self.due: asyncio.Handle | None = None
+        """Its commit, scheduled: at the loop's next turn once a durable unit ran in it, else
+        `CLAIM_LINGER` after its first unit."""
         self.broken: BaseException | None = None
         """Set when a statement broke the transaction itself: it is rolled back, not
         committed."""
@@ -115,8 +120,6 @@ class SqliteLoopCommits:
         """The pool's handle of the connection: it closes or invalidates it."""
         self._connection: Any = None
         """The sqlite3 connection itself: statements skip the pool handle's attribute lookup."""
-        self._autocheckpoint = 0
-        """The connection's own WAL auto-checkpoint (pages), restored after an unsynced commit."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open: _Transaction | None = None
         self._committing: _Outcome | None = None
@@ -140,11 +143,8 @@ class SqliteLoopCommits:
         while self._committing is not None:  # the connection is busy with the last commit
             await self._committing.wait(loop)
         transaction = self._open
-        if transaction is not None and self._synced and work.durable and not transaction.synced:
-            self._commit(transaction)  # now, on the loop: the durable unit begins the next
-            transaction = None
         if transaction is None:
-            transaction = self._begin(loop, synced=self._synced and work.durable)
+            transaction = self._begin()
         try:
             value = run_in_savepoint(self._connection, work)
         except sqlite3.OperationalError as error:
@@ -153,54 +153,64 @@ class SqliteLoopCommits:
             transaction.broken = error
             self._open = None
             self._abandon()
+            self._schedule(loop, transaction, 0.0)  # its waiting units fail
             raise
-        if not work.durable:  # nothing waits for its commit (due now, or synced with others)
+        if not work.durable:  # nothing waits for its commit (carried by a durable unit's)
+            if transaction.due is None:
+                self._schedule(loop, transaction, CLAIM_LINGER)
             return value
+        self._schedule(loop, transaction, 0.0)
         await transaction.committed.wait(loop)  # a cancelled caller's unit commits too
         return value
 
-    def _begin(self, loop: asyncio.AbstractEventLoop, *, synced: bool) -> _Transaction:
+    def _begin(self) -> _Transaction:
         if self._connection is None:
             pooled = self._engine.raw_connection()
             connection: Any = pooled.dbapi_connection
             connection.execute("PRAGMA busy_timeout=0")
-            (self._autocheckpoint,) = connection.execute("PRAGMA wal_autocheckpoint").fetchone()
             self._pooled, self._connection = pooled, connection
-        unsynced = self._synced and not synced
-        if unsynced:
-            self._sync_commits(False)
         try:
             self._connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if unsynced:
-                self._sync_commits(True)
             if _write_lock_taken(error):
                 raise FastPathUnavailable("the SQLite write lock is held") from error
             self._abandon()
             raise
-        transaction = self._open = _Transaction(synced=synced)
-        # After the callbacks already due: the units woken with this one join it first.
-        loop.call_soon(self._commit, transaction)
+        transaction = self._open = _Transaction()
         return transaction
+
+    def _schedule(
+        self, loop: asyncio.AbstractEventLoop, transaction: _Transaction, delay: float
+    ) -> None:
+        """Commit `transaction` after `delay`, or at the loop's next turn (after the callbacks
+        already due: the units woken with this one join it first); an earlier time wins."""
+        due = transaction.due
+        if due is not None:
+            if delay or not isinstance(due, asyncio.TimerHandle):
+                return  # due as soon already
+            due.cancel()
+        if delay:
+            transaction.due = loop.call_later(delay, self._commit, transaction)
+        else:
+            transaction.due = loop.call_soon(self._commit, transaction)
 
     def _commit(self, transaction: _Transaction) -> None:
         assert self._loop is not None
-        if transaction.committed.done:  # committed early, for a durable unit
+        if transaction.ending:
             return
+        transaction.ending = True
         if self._open is transaction:
             self._open = None
         if transaction.broken is not None:  # rolled back when it broke
             _fail(transaction, transaction.broken)
             return
-        if not transaction.synced:  # nothing waits for the disk: commit here and now
+        if not self._synced:  # nothing waits for the disk: commit here and now
             try:
                 self._connection.execute("COMMIT")
             except sqlite3.Error as error:
                 self._settle(transaction, error)
                 return
             self._settle(transaction, None)
-            if self._synced:
-                self._sync_commits(True)
             return
         ended = self._committing = _Outcome()
         if self._thread is None:
@@ -232,17 +242,6 @@ class SqliteLoopCommits:
             self._abandon()
             _fail(transaction, error)
 
-    def _sync_commits(self, synced: bool) -> None:
-        """Switch the (idle) connection's commits between synced and unsynced; a connection
-        that cannot be switched back is dropped: outside an unsynced transaction it syncs."""
-        level, pages = ("FULL", self._autocheckpoint) if synced else ("NORMAL", 0)
-        try:
-            self._connection.execute(f"PRAGMA synchronous={level}")
-            self._connection.execute(f"PRAGMA wal_autocheckpoint={pages}")
-        except sqlite3.Error:
-            self._abandon()
-            raise
-
     def _abandon(self) -> None:
         pooled, self._pooled, self._connection = self._pooled, None, None
         if pooled is not None:
@@ -257,7 +256,9 @@ class SqliteLoopCommits:
             if self._committing is not None:
                 await self._committing.wait(loop)
             else:
-                await asyncio.sleep(0)  # its commit is due on this loop
+                assert self._open is not None
+                self._schedule(loop, self._open, 0.0)  # now, not after a claim's linger
+                await asyncio.sleep(0)
         if self._pooled is not None:
             with contextlib.suppress(Exception):
                 self._pooled.close()

@@ -144,21 +144,17 @@ class TurnStore(Store):
         heavy: bool = False,
     ) -> tuple[Claim, LoadedSession | None]:
         """A request id's claim (`IdempotencyStore.claiming`) and, when the claim is this
-        call's, what `load` returns. On PostgreSQL both run as one unit, their first
-        statements in one round trip: a call holds a pooled connection twice (this, then
-        its turn), not three times. On SQLite the claim runs first and the load after it, as
-        apart: there a load in the claim's unit would read on the write connection, where
-        other units' writes not yet committed are visible."""
+        call's, what `load` returns, as one unit: a call runs two units (this, then its
+        turn), not three. On PostgreSQL their first statements go in one round trip. On
+        SQLite the unit runs on the write connection, which the claim needs anyway: its
+        page cache outlives its own commits, where the reader's is dropped at every commit.
+        The load may see turns of other calls that run in the same open transaction, before
+        their commit: what those calls are about to be told is stored."""
         window: dict[str, Any] = {
             "idle_seconds": idle_seconds,
             "token_budget": token_budget,
             "min_messages": min_messages,
         }
-        if self._db.dialect != "postgresql":
-            claim = await self._db.run(Work(claiming.start, writes=True, durable=False))
-            if claim.state is not ClaimState.CLAIMED:
-                return claim, None
-            return claim, await self.load(tenant_id, attribution, session_id, heavy=heavy, **window)
         held, loading = self._loading(tenant_id, attribution, session_id, **window)
         claim, loaded = await self._db.run(
             Work(
@@ -388,7 +384,14 @@ class TurnStore(Store):
                 yield ops(self._mark_done(tenant_id, target, done, now), commit=True)
             return record
 
-        record = await self._db.run(Work(unit, writes=True, heavy=heavy))
+        try:
+            record = await self._db.run(Work(unit, writes=True, heavy=heavy))
+        except Exception:
+            # On SQLite a claim's load in this transaction may have read (and held) this
+            # turn before its commit failed: the next call reads the session again.
+            if self._cache is not None:
+                self._cache.forget_session(tenant_id, loaded.session_id)
+            raise
         if self.on_stored is not None:
             self.on_stored()
         if self._cache is not None:

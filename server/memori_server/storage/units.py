@@ -78,10 +78,9 @@ class Work(Generic[T]):
     """False: nothing acknowledged depends on the write surviving a power loss or a failed
     commit (a request id's claim: lost, the turn that needs it is refused and a retry runs
     the call again, as after any crash before the turn). On SQLite's event-loop path the
-    unit's result is given without waiting for its commit, which is unsynced when the unit
-    is alone in its transaction; on PostgreSQL its transaction commits with
-    `synchronous_commit` off. A process crash loses no commit either way, and a later synced
-    commit makes it durable with everything before it."""
+    unit's result is given without waiting for its commit, which the next durable unit's
+    synced commit carries (or its own, after `CLAIM_LINGER`); on PostgreSQL its transaction
+    commits with `synchronous_commit` off."""
 
 
 def ops(*items: Op, commit: bool = False) -> Batch:
