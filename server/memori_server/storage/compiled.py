@@ -67,12 +67,14 @@ class CompiledStatement:
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters (a list for `?` placeholders, else a dict)."""
-        given = {**self._own_values, **values}
-        converted = [
-            (name, process(given[name]) if process else given[name])
-            for name, process in self._binds
-        ]
-        return [value for _, value in converted] if self._positional else dict(converted)
+        own = self._own_values
+        converted = []
+        for name, process in self._binds:
+            value = values[name] if name in values else own[name]
+            converted.append(process(value) if process else value)
+        if self._positional:
+            return converted
+        return dict(zip((name for name, _ in self._binds), converted, strict=True))
 
     def numbered_parameters(self, values: Mapping[str, Any]) -> list[Any]:
         """The parameters of `numbered_sql`, in order ($1, $2, ...)."""

@@ -73,7 +73,8 @@ def sqlite_time_text(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    # "...+00:00" cut off: isoformat pads the year to four digits, so the offset starts at 26.
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 sessions = Table(
