@@ -412,3 +412,22 @@ def test_a_window_read_with_a_claim_before_a_failed_commit_is_not_held(
         other.close()
     again = stores.run(turns.load(TENANT, OWNER, session.id, **window))
     assert [json.loads(m.encoded)["content"] for m in again.history] == ["kept"] * 2 + ["other"] * 2
+
+
+def test_a_write_that_fails_alone_leaves_the_write_lock_free(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """Its transaction, begun for it, ends at once: nothing else waits to join it."""
+    session_id = _ids(1)
+
+    def fails() -> Unit[None]:
+        yield from _insert_session(stores, session_id[0]).start()
+        raise ValueError("the unit's own failure")
+
+    async def scenario() -> None:
+        with pytest.raises(ValueError, match="own failure"):
+            await stores.database.run(Work(fails, writes=True))
+        await _until(lambda: _write_lock_free(tmp_path / "memori.db"), seconds=1.0)
+
+    stores.run(scenario())
+    assert _stored(tmp_path / "memori.db", session_id) == set()

@@ -155,6 +155,10 @@ class SqliteLoopCommits:
             self._abandon()
             self._schedule(loop, transaction, 0.0)  # its waiting units fail
             raise
+        except BaseException:  # the unit's own failure, rolled back: the others are kept
+            if transaction.due is None:  # it began the transaction: end it
+                self._schedule(loop, transaction, 0.0)
+            raise
         if not work.durable:  # nothing waits for its commit (carried by a durable unit's)
             if transaction.due is None:
                 self._schedule(loop, transaction, CLAIM_LINGER)
