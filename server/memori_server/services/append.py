@@ -16,7 +16,6 @@ database that other tenants share.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +34,7 @@ from memori_server.rpc_errors import Context
 from memori_server.services.chat_service import HEAVY_MESSAGES, HEAVY_REQUEST_BYTES
 from memori_server.services.claim_releases import ClaimReleases
 from memori_server.services.convert import session_pb
+from memori_server.services.fingerprint import request_fingerprint
 from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
 from memori_server.storage.records import Completion, NewMessage, SessionRecord
@@ -85,7 +85,7 @@ def _validate(
         messages=messages,
         content_urls=content_urls,
         message_time=message_time,
-        fingerprint=hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest(),
+        fingerprint=request_fingerprint(request),
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from memori_server.offload import offload
 from memori_server.rpc_errors import Context
 from memori_server.services.claim_releases import ClaimReleases
 from memori_server.services.convert import session_pb
+from memori_server.services.fingerprint import request_fingerprint
 from memori_server.services.memory_service import memory_pb
 from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
@@ -96,7 +96,7 @@ def _prepare(
     chat = parse(request.request, limits, violations)
     recall = requested(request.recall, request.HasField("recall"), recall_default, violations)
     violations.raise_if_any()
-    digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    digest = request_fingerprint(request)
     return PreparedCall(
         tenant_id=tenant_id,
         attribution=attribution,
