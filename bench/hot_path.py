@@ -126,7 +126,7 @@ async def seed(database_url: str, callers: int) -> dict[int, list[list[str]]]:
                 owned = []
                 for _ in range(per_caller):
                     session = await store.reset(
-                        DEFAULT_TENANT, Attribution(_entity(caller), "bench")
+                        DEFAULT_TENANT, Attribution(entity(caller), "bench")
                     )
                     history = [
                         NewMessage(
@@ -144,7 +144,7 @@ async def seed(database_url: str, callers: int) -> dict[int, list[list[str]]]:
     return sessions
 
 
-def _entity(caller: int) -> str:
+def entity(caller: int) -> str:
     return f"hot-path-caller-{caller}"
 
 
@@ -223,7 +223,7 @@ async def _measure_window(
     ]
     memoris = []
     for index, app in enumerate(apps):
-        memori = Memori(target).attribution(_entity(index), "bench")
+        memori = Memori(target).attribution(entity(index), "bench")
         memori.llm.register(app)
         memoris.append(memori)
 

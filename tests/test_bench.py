@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -350,3 +351,44 @@ def test_memory_perf_reports_every_goal() -> None:
     )
     assert breakdown is not None, output
     assert float(breakdown.group(1)) > 0, output
+
+
+def test_instructions_counts_the_server_under_callgrind(tmp_path: Path) -> None:
+    """`python -m bench.instructions`: a positive count per completion, and the callgrind
+    output kept, whose totals are the measured calls' (instrumentation was on for them)."""
+    kept = tmp_path / "server.callgrind"
+    result = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "bench.instructions",
+            "--calls",
+            "16",
+            "--callers",
+            "4",
+            "--keep",
+            str(kept),
+        ],
+        cwd=ROOT,
+        env=python_env(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = re.search(
+        r"^sqlite 300 messages, request ids: ([\d.]+) M instructions per completion in the "
+        r"server \(user space\), 4 callers$",
+        result.stdout,
+        re.MULTILINE,
+    )
+    assert found is not None, result.stdout
+    per_completion = float(found.group(1)) * 1e6
+    totals = [
+        int(line.split()[1]) for line in kept.read_text().splitlines() if line.startswith("totals:")
+    ]
+    assert totals
+    assert totals[0] == pytest.approx(per_completion * 16, rel=0.01)
+    # More than a no-op: a completion runs the handler, the store and the upstream call.
+    assert per_completion > 500_000
