@@ -22,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from memori_server.around import Around
+
 SETTLE = 0.01
 
 
@@ -36,28 +38,21 @@ class Foreground:
         self._loop_quiet = asyncio.Event()  # for the event loop, where counting happens
         self._loop_quiet.set()
         self._interrupts: list[Callable[[], None]] = []
+        # Every completion enters both.
+        self._serving = Around(self._enter, self._leave)
+        self._waiting = Around(self._leave, self._enter)
 
     @property
     def busy(self) -> bool:
         return self._count > 0
 
-    @contextlib.contextmanager
-    def serving(self) -> Iterator[None]:
+    def serving(self) -> contextlib.AbstractContextManager[None]:
         """A completion's own work runs inside."""
-        self._enter()
-        try:
-            yield
-        finally:
-            self._leave()
+        return self._serving
 
-    @contextlib.contextmanager
-    def waiting(self) -> Iterator[None]:
+    def waiting(self) -> contextlib.AbstractContextManager[None]:
         """Inside `serving`: the completion waits for something else (the upstream)."""
-        self._leave()
-        try:
-            yield
-        finally:
-            self._enter()
+        return self._waiting
 
     def _enter(self) -> None:
         with self._lock:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 
+from memori_server.around import Around
 from memori_server.storage.idempotency import IdempotencyStore
 
 
@@ -26,19 +26,21 @@ class ClaimReleases:
         self._calls = 0
         self._no_calls = asyncio.Event()
         self._no_calls.set()
+        self._holding = Around(self._hold, self._let_go)
 
-    @contextlib.contextmanager
-    def holding(self) -> Iterator[None]:
+    def holding(self) -> contextlib.AbstractContextManager[None]:
         """A call that may hold a claim runs inside (and releases it, if it fails, before
         leaving): `drain` waits for it."""
+        return self._holding
+
+    def _hold(self) -> None:
         self._calls += 1
         self._no_calls.clear()
-        try:
-            yield
-        finally:
-            self._calls -= 1
-            if not self._calls:
-                self._no_calls.set()
+
+    def _let_go(self) -> None:
+        self._calls -= 1
+        if not self._calls:
+            self._no_calls.set()
 
     def release(self, tenant_id: str, request_id: str | None, owner: str | None) -> None:
         """Give back this call's claim of `request_id` (nothing when it held none)."""

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import TypeVar
 
 import psycopg
@@ -51,15 +50,21 @@ _TRANSIENT = (
 _REFUSED_VALUES = (DataError, sqlite3.DataError, psycopg.DataError, UnicodeEncodeError)
 
 
-@contextmanager
-def _storage_errors() -> Iterator[None]:
+class _StorageErrors:
     """Transient database failures become StorageUnavailable, values the database refuses
-    InvalidArgument; anything else is a bug and passes through."""
-    try:
-        yield
-    except ServiceError:
-        raise
-    except Exception as error:
+    InvalidArgument; anything else is a bug and passes through. (A class, not a
+    `contextmanager` generator: every unit of work runs inside it.)"""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _trace: object
+    ) -> None:
+        if not isinstance(error, Exception) or isinstance(error, ServiceError):
+            return
         if isinstance(error, _TRANSIENT) or (
             isinstance(error, DBAPIError) and error.connection_invalidated
         ):
@@ -69,7 +74,9 @@ def _storage_errors() -> Iterator[None]:
         if isinstance(error, _REFUSED_VALUES):
             problem = f"the database cannot store a value of it ({type(error).__name__})"
             raise InvalidArgument([("request", problem)]) from error
-        raise
+
+
+_storage_errors = _StorageErrors()
 
 
 class Database:
@@ -108,7 +115,7 @@ class Database:
 
     async def run(self, work: Work[T]) -> T:
         """Run a unit of work on the path the execution policy picks."""
-        with _storage_errors():
+        with _storage_errors:
             for path in self._policy.paths(work):
                 if path is Path.LOOP:
                     try:
@@ -150,7 +157,7 @@ class Database:
             with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
                 return work(connection)
 
-        with _storage_errors():
+        with _storage_errors:
             return await asyncio.get_running_loop().run_in_executor(self._executor, in_transaction)
 
     async def ping(self) -> None:
