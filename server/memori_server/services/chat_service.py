@@ -46,6 +46,7 @@ from memori_server.services.tenancy import calling_tenant
 from memori_server.storage.idempotency import Claim, ClaimState, IdempotencyStore
 from memori_server.storage.records import Completion, NewMessage, SessionRecord
 from memori_server.storage.session_store import SessionStore
+from memori_server.storage.tables import NAME_LENGTH
 from memori_server.storage.turn_store import LoadedSession, TurnStore
 from memori_server.tenant_limits import TenantLimits
 from memori_server.tokens import encoding_for
@@ -56,6 +57,9 @@ LEASE_MARGIN_SECONDS = 30.0
 # thread (and read and written on the database's thread path), so that one large call never
 # holds the event loop that every other call and the health checks share.
 HEAVY_REQUEST_BYTES = 64 * 1024
+# A Session message's largest size: a UUID, two names of NAME_LENGTH characters (four bytes
+# each in UTF-8), two times and a count, with their tags and lengths.
+SESSION_BYTES_BOUND = 38 + 2 * (4 * NAME_LENGTH + 3) + 3 + 2 * 24 + 11
 HEAVY_MESSAGES = 64
 DEADLINE_MARGIN_SECONDS = 0.05
 T = TypeVar("T")
@@ -336,14 +340,14 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         async with asyncio.timeout(self._call_limit(rpc)):
             with self._foreground.waiting():
                 text, parsed = await self._upstream.complete(body, self._timeout(rpc))
-        # Checked before anything is stored: the reply converts, and it can be sent.
+        # Checked before anything is stored: the reply converts, and it can be sent with
+        # the session it is stored in (added once the turn is).
         response = chat_pb2.CompleteResponse(
-            session=session_pb(self._session(call, loaded)),
             completion=completion_pb(parsed),
             completion_json=text,
             recalled_memories=[memory_pb(memory) for memory in recalled],
         )
-        self._check_sendable(response)
+        self._check_sendable(response, reserve=SESSION_BYTES_BOUND)
         record = await self._store(call, loaded, assembly, _choice_zero(parsed), text)
         response.session.CopyFrom(session_pb(record))
         return response
@@ -353,9 +357,11 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         (the SDK's timeout bounds each read, not a reply that trickles)."""
         return self._upstream.default_timeout if rpc.time_remaining() is None else None
 
-    def _check_sendable(self, response: Message) -> None:
-        if response.ByteSize() > self._settings.max_message_bytes:
-            raise ReplyTooLarge(response.ByteSize(), self._settings.max_message_bytes)
+    def _check_sendable(self, response: Message, reserve: int = 0) -> None:
+        """Refuse a response larger than a message may be (with `reserve` bytes to come)."""
+        size = response.ByteSize() + reserve
+        if size > self._settings.max_message_bytes:
+            raise ReplyTooLarge(size, self._settings.max_message_bytes)
 
     async def _run_stream(
         self, call: PreparedCall, rpc: Context, loaded: LoadedSession | None
