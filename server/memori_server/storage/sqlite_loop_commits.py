@@ -138,6 +138,8 @@ class SqliteLoopCommits:
         loop = asyncio.get_running_loop()
         if self._loop is None or (self._loop.is_closed() and self._committing is None):
             self._loop = loop  # the first loop, or the next one once it has ended
+            if self._open is not None:  # its commit was due on the loop that ended
+                self._open.due = None
         if loop is not self._loop or self._closed:
             raise FastPathUnavailable("the loop's SQLite write connection is another loop's")
         while self._committing is not None:  # the connection is busy with the last commit
