@@ -126,7 +126,7 @@ async def seed(database_url: str, callers: int) -> dict[int, list[list[str]]]:
                 owned = []
                 for _ in range(per_caller):
                     session = await store.reset(
-                        DEFAULT_TENANT, Attribution(entity(caller), "bench")
+                        DEFAULT_TENANT, Attribution(_entity(caller), "bench")
                     )
                     history = [
                         NewMessage(
@@ -144,7 +144,7 @@ async def seed(database_url: str, callers: int) -> dict[int, list[list[str]]]:
     return sessions
 
 
-def entity(caller: int) -> str:
+def _entity(caller: int) -> str:
     return f"hot-path-caller-{caller}"
 
 
@@ -205,6 +205,23 @@ def _direct_clients(base_url: str, callers: int) -> list[openai.AsyncOpenAI]:
     ]
 
 
+def memori_apps(
+    target: str, callers: int, max_retries: int
+) -> tuple[list[openai.AsyncOpenAI], list[Memori]]:
+    """One app per caller: its own `AsyncOpenAI` (with `max_retries`), registered with its
+    own `Memori` for the caller's entity (`_entity`)."""
+    apps = [
+        _direct_clients("http://127.0.0.1:9/v1", 1)[0].with_options(max_retries=max_retries)
+        for _ in range(callers)
+    ]
+    memoris = []
+    for index, app in enumerate(apps):
+        memori = Memori(target).attribution(_entity(index), "bench")
+        memori.llm.register(app)
+        memoris.append(memori)
+    return apps, memoris
+
+
 async def _measure_window(
     target: str,
     upstream_base_url: str,
@@ -217,15 +234,7 @@ async def _measure_window(
     spy_dir: Path | None = None,
 ) -> Result:
     texts = sentences(500, seed=4)
-    apps = [
-        _direct_clients("http://127.0.0.1:9/v1", 1)[0].with_options(max_retries=max_retries)
-        for _ in range(plan.callers)
-    ]
-    memoris = []
-    for index, app in enumerate(apps):
-        memori = Memori(target).attribution(entity(index), "bench")
-        memori.llm.register(app)
-        memoris.append(memori)
+    apps, memoris = memori_apps(target, plan.callers, max_retries)
 
     async def memori_call(index: int, turn: int) -> None:
         memori = memoris[index]

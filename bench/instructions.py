@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import openai
-from memori_client import Memori
 
 from bench import hot_path
 from bench.launch import ROOT, StandinProcess
@@ -41,12 +40,7 @@ async def _calls(
 ) -> None:
     """`per_caller` calls per caller after the warm-up; `between` runs (callgrind_control)
     before and after them."""
-    apps = [openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="bench") for _ in sessions]
-    memoris = []
-    for index, app in enumerate(apps):
-        memori = Memori(target).attribution(hot_path.entity(index), "bench")
-        memori.llm.register(app)
-        memoris.append(memori)
+    apps, memoris = hot_path.memori_apps(target, len(sessions), openai.DEFAULT_MAX_RETRIES)
 
     async def caller(index: int, calls: int, first: int) -> None:
         owned = sessions[index]
