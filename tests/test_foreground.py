@@ -110,6 +110,32 @@ def test_quiet_on_the_event_loop_waits_for_the_call_then_the_settle_time() -> No
     assert 0.05 - 0.005 <= gave_up < 1.0
 
 
+def test_waits_that_start_after_unwatched_calls_see_the_count_as_it_is() -> None:
+    """The quiet events follow the count only while someone waits: a wait that starts
+    later brings them up to date first, on a thread and on the event loop."""
+    foreground = Foreground(settle=0.0)
+    with foreground.serving():
+        pass  # quiet again, with nobody watching
+    assert foreground.wait_quiet(1.0) is True
+    with foreground.serving():  # busy, with nobody watching
+        assert foreground.wait_quiet(0.02) is False
+        with foreground.waiting():
+            assert foreground.wait_quiet(0.02) is True
+
+    async def on_the_loop() -> tuple[float, float]:
+        with foreground.serving():
+            started = time.monotonic()
+            await foreground.quiet(0.05)  # busy: gives up after its patience
+            busy = time.monotonic() - started
+        started = time.monotonic()
+        await foreground.quiet(5.0)
+        return busy, time.monotonic() - started
+
+    busy, quiet = asyncio.run(on_the_loop())
+    assert busy >= 0.045
+    assert quiet < 1.0
+
+
 def test_a_run_a_call_interrupts_is_run_again_and_past_patience_a_run_goes_to_its_end() -> None:
     foreground = Foreground(settle=0.0)
     runs = YieldingRuns(foreground, patience=0.05)

@@ -33,10 +33,13 @@ class Foreground:
         self._lock = threading.Lock()
         self._count = 0
         self._quiet_since = 0.0
+        # The events follow the count only while someone waits on them (`_watching`): a
+        # completion passes four edges, and a threading.Event's set and clear cost
+        # microseconds each (a Condition), for nobody when long-term memory is off.
         self._quiet = threading.Event()  # for threads
-        self._quiet.set()
         self._loop_quiet = asyncio.Event()  # for the event loop, where counting happens
-        self._loop_quiet.set()
+        self._thread_watchers = 0
+        self._loop_watchers = 0
         self._interrupts: list[Callable[[], None]] = []
         # Every completion enters both.
         self._serving = Around(self._enter, self._leave)
@@ -57,9 +60,12 @@ class Foreground:
     def _enter(self) -> None:
         with self._lock:
             self._count += 1
-            self._quiet.clear()
-            self._loop_quiet.clear()
-            interrupts = list(self._interrupts)
+            if self._count == 1:
+                if self._thread_watchers:
+                    self._quiet.clear()
+                if self._loop_watchers:
+                    self._loop_quiet.clear()
+            interrupts = list(self._interrupts) if self._interrupts else ()
         for interrupt in interrupts:
             interrupt()
 
@@ -68,8 +74,32 @@ class Foreground:
             self._count -= 1
             if self._count == 0:
                 self._quiet_since = time.monotonic()
-                self._quiet.set()
-                self._loop_quiet.set()
+                if self._thread_watchers:
+                    self._quiet.set()
+                if self._loop_watchers:
+                    self._loop_quiet.set()
+
+    @contextlib.contextmanager
+    def _watching_from_thread(self) -> Iterator[None]:
+        with self._lock:
+            self._thread_watchers += 1
+            _follow(self._quiet, self._count)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._thread_watchers -= 1
+
+    @contextlib.contextmanager
+    def _watching_on_loop(self) -> Iterator[None]:
+        with self._lock:
+            self._loop_watchers += 1
+            _follow(self._loop_quiet, self._count)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._loop_watchers -= 1
 
     def _unsettled(self) -> float:
         """Seconds until the quiet has lasted `settle` (0: it has; only while quiet)."""
@@ -79,15 +109,16 @@ class Foreground:
         """Block until no completion has been in the foreground for `settle` seconds, at
         most `patience` seconds; whether it is quiet."""
         deadline = time.monotonic() + patience
-        while self._quiet.wait(max(deadline - time.monotonic(), 0.0)):
-            unsettled = self._unsettled()
-            if unsettled == 0.0:
-                return True
-            if time.monotonic() + unsettled > deadline:
-                return False
-            time.sleep(unsettled)
-            if not self._count and self._unsettled() == 0.0:
-                return True
+        with self._watching_from_thread():
+            while self._quiet.wait(max(deadline - time.monotonic(), 0.0)):
+                unsettled = self._unsettled()
+                if unsettled == 0.0:
+                    return True
+                if time.monotonic() + unsettled > deadline:
+                    return False
+                time.sleep(unsettled)
+                if not self._count and self._unsettled() == 0.0:
+                    return True
         return False
 
     async def quiet(self, patience: float) -> None:
@@ -97,7 +128,7 @@ class Foreground:
         deadline = time.monotonic() + patience
         while time.monotonic() < deadline:
             if self._count:
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError), self._watching_on_loop():
                     await asyncio.wait_for(
                         self._loop_quiet.wait(), max(deadline - time.monotonic(), 0.0)
                     )
@@ -121,6 +152,14 @@ class Foreground:
         finally:
             with self._lock:
                 self._interrupts.remove(interrupt)
+
+
+def _follow(event: threading.Event | asyncio.Event, count: int) -> None:
+    """Bring a quiet event up to date with the count (as a watcher starts)."""
+    if count:
+        event.clear()
+    else:
+        event.set()
 
 
 __all__ = ["Foreground"]
