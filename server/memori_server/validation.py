@@ -20,6 +20,9 @@ EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 _UUID4 = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
 )
+# C0 controls and DEL (a pattern: a generator over the characters cost microseconds a call).
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_SPACE_OR_CONTROL = re.compile("[\x00-\x20\x7f]")
 
 
 class Violations:
@@ -61,7 +64,7 @@ def _attribution_id(value: str, field: str, required: bool, violations: Violatio
         violations.add(field, "required: the end user's id, e.g. 'user-123'")
     elif len(value) > MAX_ATTRIBUTION_ID_CHARS:
         violations.add(field, f"{len(value)} characters; at most {MAX_ATTRIBUTION_ID_CHARS}")
-    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    elif _CONTROL.search(value):
         violations.add(field, "contains control characters")
 
 
@@ -129,7 +132,7 @@ def request_id(value: str, field: str, violations: Violations) -> str | None:
         return None
     if len(value) > MAX_REQUEST_ID_CHARS:
         violations.add(field, f"at most {MAX_REQUEST_ID_CHARS} characters")
-    elif any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+    elif _SPACE_OR_CONTROL.search(value):
         violations.add(field, "must not contain spaces or control characters")
     return value
 
