@@ -14,6 +14,7 @@ so a conversation does not linger in memory once its session has gone quiet.
 from __future__ import annotations
 
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,18 +77,22 @@ class HistoryWindow:
         holds `min_messages`), or all of it: found from the old end, so a call costs what
         it adds and lets go, not the window's length.
         """
-        combined = (*self.messages, *turn)
+        old = self.messages
+        total = len(old) + len(turn)
         tokens = self.tokens + sum(item.token_count for item in turn)
         size = self.size + _bytes(turn)
         start = 0
-        while start < len(combined) - 1:
-            after = tokens - combined[start].token_count
-            if after <= token_budget or len(combined) - start - 1 < min_messages:
+        while start < total - 1:
+            first = old[start] if start < len(old) else turn[start - len(old)]
+            after = tokens - first.token_count
+            if after <= token_budget or total - start - 1 < min_messages:
                 break  # the suffix after `start` would no longer reach past the budget
             tokens = after
-            size -= _cost(combined[start])
+            size -= _cost(first)
             start += 1
-        held = combined[start:]
+        # The window copied once (a tuple's slice from 0 is the tuple itself), not thrice.
+        kept = len(old) - start
+        held = old[start:] + tuple(turn) if kept > 0 else tuple(turn)[-kept:]
         through = self.through + len(turn)
         return HistoryWindow(
             self.session_id,
@@ -127,6 +132,7 @@ class HistoryCache:
         # attribution's current-session pointer, which usually points here).
         self._of_attribution: dict[tuple[str, Attribution], str] = {}
         self._bytes = 0
+        _report(weakref.ref(self))
 
     @property
     def enabled(self) -> bool:
@@ -203,14 +209,12 @@ class HistoryCache:
     def forget_session(self, tenant_id: str, session_id: str) -> None:
         if (tenant_id, session_id) in self._windows:
             self._remove((tenant_id, session_id))
-            self._report()
 
     def forget_entity(self, tenant_id: str, entity_id: str) -> None:
         """Drop every window of an entity (it was erased)."""
         for key, (window, _used) in list(self._windows.items()):
             if key[0] == tenant_id and window.attribution.entity_id == entity_id:
                 self._remove(key)
-        self._report()
 
     def sweep(self) -> int:
         """Drop the windows idle longer than the idle bound; returns how many."""
@@ -222,7 +226,6 @@ class HistoryCache:
                 break
             self._remove(key)
             dropped += 1
-        self._report()
         return dropped
 
     def _remove(self, key: Key) -> None:
@@ -237,9 +240,21 @@ class HistoryCache:
             self._remove(next(iter(self._windows)))
         self.sweep()
 
-    def _report(self) -> None:
-        HISTORY_CACHE_BYTES.set(self._bytes)
-        HISTORY_CACHE_SESSIONS.set(len(self._windows))
+
+def _report(cache: weakref.ref[HistoryCache]) -> None:
+    """The gauges read the newest cache (a server has one) when scraped: setting them at
+    every change cost more than the change itself."""
+
+    def held_bytes() -> float:
+        live = cache()
+        return live.size if live is not None else 0
+
+    def sessions() -> float:
+        live = cache()
+        return len(live) if live is not None else 0
+
+    HISTORY_CACHE_BYTES.set_function(held_bytes)
+    HISTORY_CACHE_SESSIONS.set_function(sessions)
 
 
 __all__ = ["HistoryCache", "HistoryWindow"]

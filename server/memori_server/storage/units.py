@@ -39,8 +39,12 @@ class Op:
 
     @property
     def many(self) -> bool:
-        # A dict first: the ABC's own check costs more than the statement's parameters.
-        return type(self.params) is not dict and not isinstance(self.params, Mapping)
+        # The usual types first: the ABC's own check costs more than the statement's
+        # parameters.
+        kind = type(self.params)
+        if kind is dict:
+            return False
+        return kind is list or kind is tuple or not isinstance(self.params, Mapping)
 
 
 @dataclass(frozen=True, slots=True)
