@@ -4,6 +4,7 @@ the handler to the commit, on each database."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,7 @@ from memori_server.chat.upstream_errors import broken_stream, from_status_error
 from memori_server.config import Settings
 from memori_server.errors import ServiceError
 from memori_server.foreground import Foreground
-from memori_server.services.chat_service import ChatService
+from memori_server.services.chat_service import ChatService, PreparedCall
 from memori_server.services.tenancy import DEFAULT_TENANT
 
 from tests.chat_calls import chat_request, message, user
@@ -270,3 +271,11 @@ def test_a_completion_is_in_the_foreground_except_while_it_waits_for_the_upstrea
     with pytest.raises(ServiceError):
         complete(stores, handlers, who, user("fails"))
     assert not foreground.busy
+
+
+def test_a_claimed_call_keeps_every_other_field() -> None:
+    """`claimed_by` builds the call field by field: a field added later must be carried."""
+    values: dict[str, Any] = {field.name: object() for field in dataclasses.fields(PreparedCall)}
+    call = PreparedCall(**values)
+    claimed = call.claimed_by("owner-token")
+    assert claimed == dataclasses.replace(call, claim_owner="owner-token")
