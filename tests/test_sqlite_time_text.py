@@ -64,3 +64,15 @@ def test_times_read_back_equal_and_sort_as_their_text_does() -> None:
         connection.executemany("INSERT INTO t VALUES (?)", [(sqlite_time_text(w),) for w in times])
         stored = [row[0] for row in connection.execute("SELECT at FROM t ORDER BY at")]
     assert [read(text) for text in stored] == sorted(w.astimezone(UTC) for w in times)
+
+
+def test_the_same_time_given_again_or_equal_times_apart_give_the_same_text() -> None:
+    """The last text is kept for the same datetime object (a turn binds one `now` thrice);
+    another object, equal or not, is written afresh."""
+    for when in _times(200):
+        expected = _sqlalchemy_text(when)
+        assert sqlite_time_text(when) == expected
+        assert sqlite_time_text(when) == expected  # the kept text
+        later = when.astimezone(UTC).replace(year=when.astimezone(UTC).year % 9998 + 1)
+        assert sqlite_time_text(later) == _sqlalchemy_text(later)
+        assert sqlite_time_text(when) == expected

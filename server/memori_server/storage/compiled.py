@@ -9,6 +9,7 @@ processors.
 
 from __future__ import annotations
 
+import operator
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -49,6 +50,8 @@ class CompiledStatement:
             ]
         # Values the statement carries itself (a LIMIT, say), used unless the call gives one.
         self._own_values = {name: compiled.binds[name].value for name in names}
+        self._fast = _Binds(self._binds)
+        self._numbered_fast = _Binds(self._numbered_binds)
         columns = _result_columns(statement)
         processors: list[Processor] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
@@ -67,23 +70,14 @@ class CompiledStatement:
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters (a list for `?` placeholders, else a dict)."""
-        own = self._own_values
-        converted = []
-        for name, process in self._binds:
-            value = values[name] if name in values else own[name]
-            converted.append(process(value) if process else value)
+        converted = self._fast.converted(values, self._own_values)
         if self._positional:
             return converted
         return dict(zip((name for name, _ in self._binds), converted, strict=True))
 
     def numbered_parameters(self, values: Mapping[str, Any]) -> list[Any]:
         """The parameters of `numbered_sql`, in order ($1, $2, ...)."""
-        own = self._own_values
-        converted = []
-        for name, process in self._numbered_binds:
-            value = values[name] if name in values else own[name]
-            converted.append(process(value) if process else value)
-        return converted
+        return self._numbered_fast.converted(values, self._own_values)
 
     def row(self, raw: Sequence[Any] | None) -> Any:
         """A driver row as a named tuple of converted values (None stays None)."""
@@ -107,6 +101,35 @@ class CompiledStatement:
                 values[index] = process(values[index])
             result.append(self._row(*values))
         return result
+
+
+class _Binds:
+    """Parameters in placeholder order, converted. Every value given by the call (the usual
+    case) is read in one step and only the values with a conversion are touched: a loop
+    over every name cost several microseconds for a row of eleven columns."""
+
+    __slots__ = ("_binds", "_converted_at", "_read")
+
+    def __init__(self, binds: Sequence[tuple[str, Processor]]) -> None:
+        self._binds = binds
+        self._converted_at = [
+            (index, process) for index, (_, process) in enumerate(binds) if process
+        ]
+        names = [name for name, _ in binds]
+        self._read: Callable[[Mapping[str, Any]], Any] = (
+            operator.itemgetter(*names)
+            if len(names) > 1
+            else lambda values: [values[name] for name in names]
+        )
+
+    def converted(self, values: Mapping[str, Any], own: Mapping[str, Any]) -> list[Any]:
+        try:
+            converted = list(self._read(values))
+        except KeyError:  # the statement's own value where the call gives none
+            converted = [values[name] if name in values else own[name] for name, _ in self._binds]
+        for index, process in self._converted_at:
+            converted[index] = process(converted[index])
+        return converted
 
 
 _NUMBERED_DIALECTS: dict[str, Dialect] = {}

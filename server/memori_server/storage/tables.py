@@ -71,10 +71,24 @@ def sqlite_time_text(value: datetime | None) -> str | None:
     (`YYYY-MM-DD HH:MM:SS.ffffff`): times compare as this text, so it must match exactly."""
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
+    last = _last_time_text
+    if last[0] is value:  # a turn binds its one `now` to each message and to its session
+        return last[1]
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
     # "...+00:00" cut off: isoformat pads the year to four digits, so the offset starts at 26.
-    return value.isoformat(" ", "microseconds")[:26]
+    text = utc.isoformat(" ", "microseconds")[:26]
+    _remember_time_text(value, text)
+    return text
+
+
+_last_time_text: tuple[datetime | None, str] = (None, "")
+"""The last value `sqlite_time_text` wrote and its text, as one tuple (threads read it
+whole). Held, the value cannot be freed and its identity reused."""
+
+
+def _remember_time_text(value: datetime, text: str) -> None:
+    global _last_time_text
+    _last_time_text = (value, text)
 
 
 sessions = Table(
