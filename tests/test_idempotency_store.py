@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import TypeVar
 
 from memori_server.storage.compiled import CompiledStatement
 from memori_server.storage.database import Database
 from memori_server.storage.idempotency import ClaimState, IdempotencyStore
 from memori_server.storage.migrate import migrate
+from memori_server.storage.tables import OWNER_LENGTH
 from memori_server.storage.units import Fetch, Op, Unit, Work, ops
 from sqlalchemy import text
 
@@ -125,3 +128,28 @@ def test_on_postgresql_a_claim_commits_without_a_flush_and_only_the_claim(
             (False, "off"),
             (True, "on"),
         ], fast_paths
+
+
+def test_owner_tokens_are_unique_fit_the_column_and_differ_in_a_forked_child() -> None:
+    # Making a claim's unit touches no database: a stand-in with no statements will do.
+    no_database = SimpleNamespace(statements=None)
+    store = IdempotencyStore(no_database, lambda: datetime.now(UTC))  # type: ignore[arg-type]
+
+    def owners(count: int) -> list[str]:
+        return [store.claiming("t", "r", "complete", "f", 1.0).owner for _ in range(count)]
+
+    here = owners(1000)
+    assert len(set(here)) == 1000
+    assert {len(owner) for owner in here} == {OWNER_LENGTH}
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child writes its tokens and leaves at once
+        os.write(writing, "\n".join(owners(1000)).encode())
+        os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading) as pipe:
+        there = pipe.read().split("\n")
+    os.waitpid(child, 0)
+    assert len(there) == 1000
+    assert not set(here) & set(there)
+    assert {owner[:16] for owner in there} != {owner[:16] for owner in here}
