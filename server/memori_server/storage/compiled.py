@@ -50,8 +50,8 @@ class CompiledStatement:
             ]
         # Values the statement carries itself (a LIMIT, say), used unless the call gives one.
         self._own_values = {name: compiled.binds[name].value for name in names}
-        self._fast = _Binds(self._binds)
-        self._numbered_fast = _Binds(self._numbered_binds)
+        self._fast = _Binds(self._binds, self._own_values)
+        self._numbered_fast = _Binds(self._numbered_binds, self._own_values)
         columns = _result_columns(statement)
         processors: list[Processor] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
@@ -104,29 +104,39 @@ class CompiledStatement:
 
 
 class _Binds:
-    """Parameters in placeholder order, converted. Every value given by the call (the usual
-    case) is read in one step and only the values with a conversion are touched: a loop
-    over every name cost several microseconds for a row of eleven columns."""
+    """Parameters in placeholder order, converted. The values a call must give are read in
+    one step, the statement's own values (a literal state, a LIMIT) added where the call
+    gives none, and only the values with a conversion are touched: a loop over every name
+    cost several microseconds for a row of eleven columns."""
 
-    __slots__ = ("_binds", "_converted_at", "_read")
+    __slots__ = ("_binds", "_converted_at", "_own_at", "_read")
 
-    def __init__(self, binds: Sequence[tuple[str, Processor]]) -> None:
+    def __init__(self, binds: Sequence[tuple[str, Processor]], own: Mapping[str, Any]) -> None:
         self._binds = binds
         self._converted_at = [
             (index, process) for index, (_, process) in enumerate(binds) if process
         ]
-        names = [name for name, _ in binds]
+        self._own_at = [
+            (index, name, own[name])
+            for index, (name, _) in enumerate(binds)
+            if own.get(name) is not None
+        ]
+        owned = {name for _, name, _ in self._own_at}
+        given = [name for name, _ in binds if name not in owned]
         self._read: Callable[[Mapping[str, Any]], Any] = (
-            operator.itemgetter(*names)
-            if len(names) > 1
-            else lambda values: [values[name] for name in names]
+            operator.itemgetter(*given)
+            if len(given) > 1
+            else lambda values: [values[name] for name in given]
         )
 
     def converted(self, values: Mapping[str, Any], own: Mapping[str, Any]) -> list[Any]:
         try:
             converted = list(self._read(values))
-        except KeyError:  # the statement's own value where the call gives none
+        except KeyError:  # a value missing: None, as the statement's own value says
             converted = [values[name] if name in values else own[name] for name, _ in self._binds]
+        else:
+            for index, name, value in self._own_at:  # in order: each lands at its index
+                converted.insert(index, values.get(name, value))
         for index, process in self._converted_at:
             converted[index] = process(converted[index])
         return converted
