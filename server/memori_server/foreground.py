@@ -27,19 +27,36 @@ from memori_server.around import Around
 SETTLE = 0.01
 
 
+class _QuietEvent:
+    """An event set while no completion is in the foreground, kept up to date only while
+    someone waits on it (`watchers`): a completion passes four edges, and a
+    threading.Event's set and clear cost microseconds each (a Condition), for nobody when
+    long-term memory is off."""
+
+    __slots__ = ("event", "watchers")
+
+    def __init__(self, event: threading.Event | asyncio.Event) -> None:
+        self.event = event
+        self.watchers = 0
+
+    def follow(self, count: int) -> None:
+        if count:
+            self.event.clear()
+        else:
+            self.event.set()
+
+
 class Foreground:
     def __init__(self, settle: float = SETTLE) -> None:
         self._settle = settle
         self._lock = threading.Lock()
         self._count = 0
         self._quiet_since = 0.0
-        # The events follow the count only while someone waits on them (`_watching`): a
-        # completion passes four edges, and a threading.Event's set and clear cost
-        # microseconds each (a Condition), for nobody when long-term memory is off.
-        self._quiet = threading.Event()  # for threads
-        self._loop_quiet = asyncio.Event()  # for the event loop, where counting happens
-        self._thread_watchers = 0
-        self._loop_watchers = 0
+        self._thread_event = threading.Event()  # for threads
+        self._loop_event = asyncio.Event()  # for the event loop, where counting happens
+        self._thread_quiet = _QuietEvent(self._thread_event)
+        self._loop_quiet = _QuietEvent(self._loop_event)
+        self._quiet_events = (self._thread_quiet, self._loop_quiet)
         self._interrupts: list[Callable[[], None]] = []
         # Every completion enters both.
         self._serving = Around(self._enter, self._leave)
@@ -61,10 +78,9 @@ class Foreground:
         with self._lock:
             self._count += 1
             if self._count == 1:
-                if self._thread_watchers:
-                    self._quiet.clear()
-                if self._loop_watchers:
-                    self._loop_quiet.clear()
+                for quiet in self._quiet_events:
+                    if quiet.watchers:
+                        quiet.event.clear()
             interrupts = list(self._interrupts) if self._interrupts else ()
         for interrupt in interrupts:
             interrupt()
@@ -74,32 +90,21 @@ class Foreground:
             self._count -= 1
             if self._count == 0:
                 self._quiet_since = time.monotonic()
-                if self._thread_watchers:
-                    self._quiet.set()
-                if self._loop_watchers:
-                    self._loop_quiet.set()
+                for quiet in self._quiet_events:
+                    if quiet.watchers:
+                        quiet.event.set()
 
     @contextlib.contextmanager
-    def _watching_from_thread(self) -> Iterator[None]:
+    def _watching(self, quiet: _QuietEvent) -> Iterator[None]:
+        """Keep `quiet` up to date while inside (it is brought up to date first)."""
         with self._lock:
-            self._thread_watchers += 1
-            _follow(self._quiet, self._count)
+            quiet.watchers += 1
+            quiet.follow(self._count)
         try:
             yield
         finally:
             with self._lock:
-                self._thread_watchers -= 1
-
-    @contextlib.contextmanager
-    def _watching_on_loop(self) -> Iterator[None]:
-        with self._lock:
-            self._loop_watchers += 1
-            _follow(self._loop_quiet, self._count)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._loop_watchers -= 1
+                quiet.watchers -= 1
 
     def _unsettled(self) -> float:
         """Seconds until the quiet has lasted `settle` (0: it has; only while quiet)."""
@@ -109,8 +114,8 @@ class Foreground:
         """Block until no completion has been in the foreground for `settle` seconds, at
         most `patience` seconds; whether it is quiet."""
         deadline = time.monotonic() + patience
-        with self._watching_from_thread():
-            while self._quiet.wait(max(deadline - time.monotonic(), 0.0)):
+        with self._watching(self._thread_quiet):
+            while self._thread_event.wait(max(deadline - time.monotonic(), 0.0)):
                 unsettled = self._unsettled()
                 if unsettled == 0.0:
                     return True
@@ -128,9 +133,9 @@ class Foreground:
         deadline = time.monotonic() + patience
         while time.monotonic() < deadline:
             if self._count:
-                with contextlib.suppress(TimeoutError), self._watching_on_loop():
+                with contextlib.suppress(TimeoutError), self._watching(self._loop_quiet):
                     await asyncio.wait_for(
-                        self._loop_quiet.wait(), max(deadline - time.monotonic(), 0.0)
+                        self._loop_event.wait(), max(deadline - time.monotonic(), 0.0)
                     )
                 continue
             unsettled = self._unsettled()
@@ -152,14 +157,6 @@ class Foreground:
         finally:
             with self._lock:
                 self._interrupts.remove(interrupt)
-
-
-def _follow(event: threading.Event | asyncio.Event, count: int) -> None:
-    """Bring a quiet event up to date with the count (as a watcher starts)."""
-    if count:
-        event.clear()
-    else:
-        event.set()
 
 
 __all__ = ["Foreground"]
