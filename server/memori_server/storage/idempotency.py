@@ -39,12 +39,11 @@ class _OwnerTokens:
     they need not be unpredictable, only unique."""
 
     def __init__(self) -> None:
-        self._prefix = ""
-        self._counts = itertools.count()
         self.restart()
 
     def restart(self) -> None:
-        self._prefix, self._counts = secrets.token_hex(8), itertools.count()
+        self._prefix = secrets.token_hex(8)
+        self._counts = itertools.count()
 
     def next(self) -> str:
         return f"{self._prefix}{next(self._counts):016x}"

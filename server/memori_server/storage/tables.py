@@ -66,9 +66,15 @@ class UtcDateTime(TypeDecorator[datetime]):
         return sqlite_time_text
 
 
+_last_time_text: tuple[datetime | None, str] = (None, "")
+"""The last value `sqlite_time_text` wrote and its text, as one tuple (threads read it
+whole). Held, the value cannot be freed and its identity reused."""
+
+
 def sqlite_time_text(value: datetime | None) -> str | None:
     """The text SQLAlchemy's SQLite DATETIME stores for `value` in UTC
     (`YYYY-MM-DD HH:MM:SS.ffffff`): times compare as this text, so it must match exactly."""
+    global _last_time_text
     if value is None:
         return None
     last = _last_time_text
@@ -77,18 +83,8 @@ def sqlite_time_text(value: datetime | None) -> str | None:
     utc = value if value.tzinfo is UTC else value.astimezone(UTC)
     # "...+00:00" cut off: isoformat pads the year to four digits, so the offset starts at 26.
     text = utc.isoformat(" ", "microseconds")[:26]
-    _remember_time_text(value, text)
-    return text
-
-
-_last_time_text: tuple[datetime | None, str] = (None, "")
-"""The last value `sqlite_time_text` wrote and its text, as one tuple (threads read it
-whole). Held, the value cannot be freed and its identity reused."""
-
-
-def _remember_time_text(value: datetime, text: str) -> None:
-    global _last_time_text
     _last_time_text = (value, text)
+    return text
 
 
 sessions = Table(
