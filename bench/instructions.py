@@ -1,11 +1,12 @@
 """The server's user-space instructions per completion, counted by callgrind: a steady figure
 where CPU timings on this shared machine move by 10 to 30 % between runs of the same code.
 
-    python -m bench.instructions [--calls 400] [--callers 8]
+    python -m bench.instructions [--calls 400] [--callers 8] [--database-url postgresql://...]
 
 hot_path's heaviest case: callers with their own `Memori` and `AsyncOpenAI` (the SDK's
 default retries, so each call carries a request id) continue sessions of about 300 stored
-messages on SQLite, against the stand-in upstream. The server runs under
+messages on SQLite (or, given `--database-url`, on a fresh database next to that
+PostgreSQL one), against the stand-in upstream. The server runs under
 `valgrind --tool=callgrind` with instrumentation off until the warm-up calls are done; it is
 on for the measured calls only. The count leaves out the kernel (system calls, the disk's
 sync) and does not weigh cache misses, so it is no CPU time: it compares two versions of
@@ -21,13 +22,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import openai
 
 from bench import hot_path
-from bench.launch import ROOT, StandinProcess
+from bench.launch import ROOT, StandinProcess, postgres_database
 from tests.server_process import ServerProcess
 
 STORED = 300  # hot_path's window of about 300 messages
@@ -77,13 +79,27 @@ def _total(outputs: Path) -> int:
     return found
 
 
-def measure(calls: int, callers: int, keep: Path | None = None) -> float:
+@contextmanager
+def _database(tmp: Path, postgresql_url: str | None) -> Iterator[str]:
+    """A fresh database: a SQLite file in `tmp`, or one next to `postgresql_url`'s."""
+    if postgresql_url is None:
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    with postgres_database(postgresql_url) as url:
+        yield url
+
+
+def measure(
+    calls: int, callers: int, keep: Path | None = None, postgresql_url: str | None = None
+) -> float:
     """Instructions per completion in the server (user space), over `calls` calls."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise RuntimeError("valgrind (callgrind) is not installed")
     per_caller = max(1, calls // callers)
-    with tempfile.TemporaryDirectory(prefix="memori-instructions-") as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+    with (
+        tempfile.TemporaryDirectory(prefix="memori-instructions-") as tmp,
+        _database(Path(tmp), postgresql_url) as url,
+    ):
         sessions = asyncio.run(hot_path.seed(url, callers))[STORED]
         outputs = Path(tmp) / "callgrind.out"
         program = (
@@ -124,11 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=400, help="measured calls in all")
     parser.add_argument("--callers", type=int, default=8, help="concurrent callers")
     parser.add_argument("--keep", type=Path, help="copy callgrind's output here")
+    parser.add_argument(
+        "--database-url",
+        help="count on a fresh database next to this PostgreSQL one (default: SQLite)",
+    )
     args = parser.parse_args(argv)
-    per_completion = measure(args.calls, args.callers, args.keep)
+    per_completion = measure(args.calls, args.callers, args.keep, args.database_url)
+    backend = "postgresql" if args.database_url else "sqlite"
     print(
-        f"sqlite {STORED} messages, request ids: {per_completion / 1e6:.3f} M instructions per "
-        f"completion in the server (user space), {args.callers} callers",
+        f"{backend} {STORED} messages, request ids: {per_completion / 1e6:.3f} M instructions "
+        f"per completion in the server (user space), {args.callers} callers",
         flush=True,
     )
     return 0

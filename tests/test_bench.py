@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench import fuzz
+from tests.databases import PG_ENV, postgres_admin_url
 from tests.fuzz_cases import FAMILIES
 from tests.repo_paths import PYTHON, ROOT, python_env
 
@@ -353,9 +354,17 @@ def test_memory_perf_reports_every_goal() -> None:
     assert float(breakdown.group(1)) > 0, output
 
 
-def test_instructions_counts_the_server_under_callgrind(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_instructions_counts_the_server_under_callgrind(tmp_path: Path, backend: str) -> None:
     """`python -m bench.instructions`: a positive count per completion, and the callgrind
-    output kept, whose totals are the measured calls' (instrumentation was on for them)."""
+    output kept, whose totals are the measured calls' (instrumentation was on for them);
+    on SQLite, and on PostgreSQL with `--database-url` when the suite has one."""
+    database: list[str] = []
+    if backend == "postgresql":
+        admin_url = postgres_admin_url()
+        if admin_url is None:
+            pytest.skip(f"set {PG_ENV} to run against PostgreSQL")
+        database = ["--database-url", admin_url]
     kept = tmp_path / "server.callgrind"
     result = subprocess.run(
         [
@@ -368,6 +377,7 @@ def test_instructions_counts_the_server_under_callgrind(tmp_path: Path) -> None:
             "4",
             "--keep",
             str(kept),
+            *database,
         ],
         cwd=ROOT,
         env=python_env(ROOT),
@@ -378,8 +388,8 @@ def test_instructions_counts_the_server_under_callgrind(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     found = re.search(
-        r"^sqlite 300 messages, request ids: ([\d.]+) M instructions per completion in the "
-        r"server \(user space\), 4 callers$",
+        rf"^{backend} 300 messages, request ids: ([\d.]+) M instructions per completion in "
+        r"the server \(user space\), 4 callers$",
         result.stdout,
         re.MULTILINE,
     )
