@@ -17,6 +17,7 @@ from google.protobuf import duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
+from memori_server.around import Around
 from memori_server.config import Settings
 from memori_server.errors import Code, ServiceError
 
@@ -50,6 +51,17 @@ class _TenantState:
     running: int = 0
     tokens: float = 0.0
     refilled: float = field(default_factory=time.monotonic)
+    slot: Around = field(init=False, repr=False, compare=False)
+    """Counts a call as running inside it: made once, entered by each of the tenant's calls."""
+
+    def __post_init__(self) -> None:
+        self.slot = Around(self._start, self._end)
+
+    def _start(self) -> None:
+        self.running += 1
+
+    def _end(self) -> None:
+        self.running -= 1
 
 
 class TenantLimits:
@@ -123,23 +135,7 @@ class TenantLimits:
                 f"{self._max_concurrent} concurrent {self._what}",
             )
         self._take_token(tenant_id, state)
-        return _Slot(state)
-
-
-class _Slot(AbstractContextManager[None]):
-    """A slot: counted as running inside the block. (A class: a generator context manager
-    cost each call several times as much.)"""
-
-    __slots__ = ("_state",)
-
-    def __init__(self, state: _TenantState) -> None:
-        self._state = state
-
-    def __enter__(self) -> None:
-        self._state.running += 1
-
-    def __exit__(self, *_exc: object) -> None:
-        self._state.running -= 1
+        return state.slot
 
 
 __all__ = ["TenantLimited", "TenantLimits"]
