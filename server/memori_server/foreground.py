@@ -21,13 +21,17 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from memori_server.around import Around
 
 SETTLE = 0.01
 
 
-class _QuietEvent:
+_Event = TypeVar("_Event", threading.Event, asyncio.Event)
+
+
+class _QuietEvent(Generic[_Event]):
     """An event set while no completion is in the foreground, kept up to date only while
     someone waits on it (`watchers`): a completion passes four edges, and a
     threading.Event's set and clear cost microseconds each (a Condition), for nobody when
@@ -35,8 +39,8 @@ class _QuietEvent:
 
     __slots__ = ("event", "watchers")
 
-    def __init__(self, event: threading.Event | asyncio.Event) -> None:
-        self.event = event
+    def __init__(self, event: _Event) -> None:
+        self.event: _Event = event
         self.watchers = 0
 
     def follow(self, count: int) -> None:
@@ -52,11 +56,10 @@ class Foreground:
         self._lock = threading.Lock()
         self._count = 0
         self._quiet_since = 0.0
-        self._thread_event = threading.Event()  # for threads
-        self._loop_event = asyncio.Event()  # for the event loop, where counting happens
-        self._thread_quiet = _QuietEvent(self._thread_event)
-        self._loop_quiet = _QuietEvent(self._loop_event)
-        self._quiet_events = (self._thread_quiet, self._loop_quiet)
+        self._thread_quiet = _QuietEvent(threading.Event())  # for threads
+        # For the event loop, where counting happens.
+        self._loop_quiet = _QuietEvent(asyncio.Event())
+        self._quiet_events: tuple[_QuietEvent[Any], ...] = (self._thread_quiet, self._loop_quiet)
         self._interrupts: list[Callable[[], None]] = []
         # Every completion enters both.
         self._serving = Around(self._enter, self._leave)
@@ -95,7 +98,7 @@ class Foreground:
                         quiet.event.set()
 
     @contextlib.contextmanager
-    def _watching(self, quiet: _QuietEvent) -> Iterator[None]:
+    def _watching(self, quiet: _QuietEvent[Any]) -> Iterator[None]:
         """Keep `quiet` up to date while inside (it is brought up to date first)."""
         with self._lock:
             quiet.watchers += 1
@@ -115,7 +118,7 @@ class Foreground:
         most `patience` seconds; whether it is quiet."""
         deadline = time.monotonic() + patience
         with self._watching(self._thread_quiet):
-            while self._thread_event.wait(max(deadline - time.monotonic(), 0.0)):
+            while self._thread_quiet.event.wait(max(deadline - time.monotonic(), 0.0)):
                 unsettled = self._unsettled()
                 if unsettled == 0.0:
                     return True
@@ -135,7 +138,7 @@ class Foreground:
             if self._count:
                 with contextlib.suppress(TimeoutError), self._watching(self._loop_quiet):
                     await asyncio.wait_for(
-                        self._loop_event.wait(), max(deadline - time.monotonic(), 0.0)
+                        self._loop_quiet.event.wait(), max(deadline - time.monotonic(), 0.0)
                     )
                 continue
             unsettled = self._unsettled()
