@@ -7,6 +7,7 @@ whichever process stored it, and whatever the process held in memory before.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,9 +28,11 @@ from memori_proto.v1 import (
 from memori_server.domain import Attribution
 from memori_server.storage.history_cache import (
     MESSAGE_OVERHEAD_BYTES,
+    RELEASE_AT_LEAST,
     WINDOW_OVERHEAD_BYTES,
     HistoryCache,
     HistoryWindow,
+    MessageSpan,
 )
 from memori_server.storage.records import HistoryMessage, encode_message
 from prometheus_client import REGISTRY
@@ -167,6 +170,53 @@ def test_extending_lets_go_of_what_the_budget_no_longer_reaches() -> None:
     assert len(window("s", 10).extended([said("q")], 35, min_messages=8).messages) == 8
 
 
+def test_successive_windows_share_their_list_and_an_older_one_extends_by_copy() -> None:
+    """A session's newest window appends its turn to the list its predecessor reads (the
+    predecessor, held by a call in flight, still sees only its own messages); extending a
+    window that is not the newest copies, and changes nothing another window sees."""
+    first = window("s", 4)
+    second = first.extended([said("q"), said("a", "assistant")], 10**6, min_messages=1)
+    before = list(first.messages)
+    assert len(first.messages) == 4
+    assert list(first.messages) == before
+    assert [m.encoded for m in second.messages] == [
+        *(m.encoded for m in before),
+        *(said(text, role).encoded for text, role in (("q", "user"), ("a", "assistant"))),
+    ]
+    other = first.extended([said("other")], 10**6, min_messages=1)  # first is not the newest
+    assert list(first.messages) == before
+    assert len(second.messages) == 6
+    assert second.messages[-1] == said("a", "assistant")
+    assert list(other.messages) == [*before, said("other")]
+    assert other.size == WINDOW_OVERHEAD_BYTES + sum(
+        len(m.encoded) + MESSAGE_OVERHEAD_BYTES for m in other.messages
+    )
+
+
+def test_a_span_reads_as_the_sequence_of_its_messages() -> None:
+    """Index, slice, reverse and compare like the tuple it replaces, within its own range
+    of a list that holds more."""
+    items = [said(str(n)) for n in range(10)]
+    span = MessageSpan(items, 2, 7)
+    assert span == tuple(items[2:7])
+    assert span == items[2:7]
+    assert span != items[2:8]
+    assert list(span) == items[2:7]
+    assert list(reversed(span)) == items[6:1:-1]
+    assert span[0] == items[2]
+    assert span[-1] == items[6]
+    assert span[1:3] == items[3:5]
+    assert span[-2:] == items[5:7]
+    assert span[4:1] == []
+    assert span[:] == items[2:7]
+    assert list(reversed(span[1:])) == items[6:2:-1]
+    assert list(reversed(span[:1])) == [items[2]]  # far from the list's end
+    assert list(span[4:]) == [items[6]]  # far from the list's start
+    for outside in (5, -6):
+        with pytest.raises(IndexError):
+            span[outside]
+
+
 def _as_loaded(
     held: HistoryWindow, turn: list[HistoryMessage], budget: int, min_messages: int
 ) -> HistoryWindow:
@@ -214,7 +264,16 @@ def test_extending_is_what_a_load_would_read(
     held = HistoryWindow.of("s", CREATED, Attribution("ann", "agent"), len(stored) + older, stored)
     for turn in turns:
         extended = held.extended(turn, budget, min_messages)
-        assert extended == _as_loaded(held, turn, budget, min_messages)
+        # What it keeps alive besides the window: what it let go of that its list holds,
+        # at most a quarter more.
+        retained = list(extended.messages.retained())
+        assert extended.size == WINDOW_OVERHEAD_BYTES + sum(
+            len(m.encoded) + MESSAGE_OVERHEAD_BYTES for m in retained
+        )
+        released = len(retained) - len(extended.messages)
+        assert released < RELEASE_AT_LEAST or released * 4 < len(extended.messages)
+        expected = _as_loaded(held, turn, budget, min_messages)
+        assert dataclasses.replace(extended, size=expected.size) == expected
         held = extended
 
 

@@ -117,6 +117,9 @@ def assemble(
     """Build the upstream message list and find the messages new to the session.
     `recalled` (long-term memory) goes right after the instructions and is never new;
     `stored_tokens`, when known, is the sum of `stored`'s tokens."""
+    # One copy, as long as the call: a window held between calls is a view whose every
+    # index and length would be a Python call.
+    stored = list(stored)
     instructions, conversation = split_instructions(request_messages)
     encoded = [encode_message(message) for message in conversation]
     resent = resent_count(stored, encoded)

@@ -22,7 +22,7 @@ from memori_server import validation
 from memori_server.chat import history
 from memori_server.chat.completion_pb import chunk_pb, completion_pb
 from memori_server.chat.content_urls import ContentUrlPolicy
-from memori_server.chat.messages import from_reply, to_record
+from memori_server.chat.messages import OpenAIMessage, from_reply, to_record
 from memori_server.chat.model_access import ModelAccess
 from memori_server.chat.parameters import allowed_extra_parameters
 from memori_server.chat.request import ChatRequest, RequestLimits, parse
@@ -230,16 +230,17 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     async def _load_and_assemble(
         self, call: PreparedCall, loaded: LoadedSession | None, *, stream: bool
-    ) -> tuple[LoadedSession, history.Assembly, bytes, list[FoundMemory]]:
+    ) -> tuple[LoadedSession, list[OpenAIMessage], bytes, list[FoundMemory]]:
         """The session with its recent history (`loaded`, when it was read with the claim),
-        what the upstream gets, that body encoded, and the memories recalled into it."""
+        the request's messages new to the session, the upstream's body, and the memories
+        recalled into it."""
         if loaded is None:
             loaded, recalled = await self._load_and_recall(call)
         else:  # read with the claim, which only a call without recall does
             recalled = []
         # Stored messages come encoded: only the request's own size makes assembling heavy.
-        assembly, body = await offload(call.heavy, self._assemble, call, loaded, stream, recalled)
-        return loaded, assembly, body, recalled
+        new, body = await offload(call.heavy, self._assemble, call, loaded, stream, recalled)
+        return loaded, new, body, recalled
 
     def _load_target(self, call: PreparedCall) -> dict[str, Any]:
         """What `TurnStore.load` is asked for a call, beside the session's names."""
@@ -287,7 +288,11 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         loaded: LoadedSession,
         stream: bool,
         recalled: list[FoundMemory],
-    ) -> tuple[history.Assembly, bytes]:
+    ) -> tuple[list[OpenAIMessage], bytes]:
+        """The messages new to the session and the upstream's body. The message list the
+        body is made of is not kept: held across the upstream call, a window's worth of
+        references per call in flight would be walked by every young collection of the
+        cyclic garbage collector."""
         assembly = history.assemble(
             call.chat.messages,
             loaded.history,
@@ -297,7 +302,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             stored_tokens=loaded.history_tokens,
         )
         body = encode_body(call.chat.parameters, assembly.upstream_messages, stream=stream)
-        return assembly, body
+        return assembly.new_messages, body
 
     def _timeout(self, rpc: Context) -> float:
         """The caller's deadline, a little early, so our own status reaches the caller."""
@@ -311,11 +316,11 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         return self._settings.max_stream_duration if rpc.time_remaining() is None else None
 
     def _turn(
-        self, call: PreparedCall, assembly: history.Assembly, reply: dict[str, Any]
+        self, call: PreparedCall, new: list[OpenAIMessage], reply: dict[str, Any]
     ) -> list[NewMessage]:
         """The messages the call stores: its new ones and the reply, with token counts."""
         encoding = encoding_for(call.chat.model)
-        turn = [to_record(message, encoding) for message in assembly.new_messages]
+        turn = [to_record(message, encoding) for message in new]
         turn.append(to_record(from_reply(reply), encoding))
         return turn
 
@@ -323,13 +328,13 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         self,
         call: PreparedCall,
         loaded: LoadedSession,
-        assembly: history.Assembly,
+        new: list[OpenAIMessage],
         reply: dict[str, Any],
         response: str,
     ) -> SessionRecord:
         # A full-history resend is a large request with a small turn: the turn decides.
-        heavy = call.heavy and _is_large(assembly.new_messages)
-        turn = await offload(heavy, self._turn, call, assembly, reply)
+        heavy = call.heavy and _is_large(new)
+        turn = await offload(heavy, self._turn, call, new, reply)
         completion = None
         if call.request_id is not None and call.claim_owner is not None:
             # A result too large to send again is not kept: a retry is told where the turn is.
@@ -350,7 +355,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _run_complete(
         self, call: PreparedCall, rpc: Context, loaded: LoadedSession | None
     ) -> chat_pb2.CompleteResponse:
-        loaded, assembly, body, recalled = await self._load_and_assemble(call, loaded, stream=False)
+        loaded, new, body, recalled = await self._load_and_assemble(call, loaded, stream=False)
         async with asyncio.timeout(self._call_limit(rpc)):
             with self._foreground.waiting():
                 text, parsed = await self._upstream.complete(body, self._timeout(rpc))
@@ -362,7 +367,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             recalled_memories=[memory_pb(memory) for memory in recalled],
         )
         self._check_sendable(response, reserve=SESSION_BYTES_BOUND)
-        record = await self._store(call, loaded, assembly, _choice_zero(parsed), text)
+        record = await self._store(call, loaded, new, _choice_zero(parsed), text)
         response.session.CopyFrom(session_pb(record))
         return response
 
@@ -380,7 +385,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _run_stream(
         self, call: PreparedCall, rpc: Context, loaded: LoadedSession | None
     ) -> AsyncIterator[chat_pb2.StreamCompleteResponse]:
-        loaded, assembly, body, recalled = await self._load_and_assemble(call, loaded, stream=True)
+        loaded, new, body, recalled = await self._load_and_assemble(call, loaded, stream=True)
         yield chat_pb2.StreamCompleteResponse(
             session=session_pb(self._session(call, loaded)),
             recalled_memories=[memory_pb(memory) for memory in recalled],
@@ -402,7 +407,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         if not reply.finished:
             raise broken_stream("it ended without a finish reason")
         # The request id keeps the assembled completion, not the chunks: a replay re-chunks it.
-        await self._store(call, loaded, assembly, reply.reply(), json.dumps(reply.completion()))
+        await self._store(call, loaded, new, reply.reply(), json.dumps(reply.completion()))
         for response in held:
             yield response
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import overload
 
 from memori_server.domain import Attribution
 from memori_server.metrics import HISTORY_CACHE_BYTES, HISTORY_CACHE_LOOKUPS, HISTORY_CACHE_SESSIONS
@@ -28,6 +29,96 @@ from memori_server.storage.records import HistoryMessage
 MESSAGE_OVERHEAD_BYTES = 120
 WINDOW_OVERHEAD_BYTES = 400
 _HIT, _MISS, _STALE = (HISTORY_CACHE_LOOKUPS.labels(result) for result in ("hit", "miss", "stale"))
+
+
+# A window lets go of its oldest messages by moving its start; the list they share is
+# copied without them once they are this many and a quarter of what the window holds.
+RELEASE_AT_LEAST = 16
+
+
+class MessageSpan(Sequence[HistoryMessage]):
+    """Messages `[start, stop)` of a list that only ever grows at its end.
+
+    A session's successive windows share one list: extending a window appends the turn
+    instead of copying the window. A copy per call lived as long as the call and the next
+    one (in flight across the upstream's reply), so every young collection of the cyclic
+    garbage collector walked a window's worth of references per call in flight.
+    """
+
+    __slots__ = ("_items", "_start", "_stop")
+
+    def __init__(self, items: list[HistoryMessage], start: int, stop: int) -> None:
+        self._items = items
+        self._start = start
+        self._stop = stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    @overload
+    def __getitem__(self, index: int) -> HistoryMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> MessageSpan: ...
+
+    def __getitem__(self, index: int | slice) -> HistoryMessage | MessageSpan:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("a span of messages is sliced with a step of 1")
+            return MessageSpan(self._items, self._start + start, self._start + max(start, stop))
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError("message index out of range")
+        return self._items[self._start + position]
+
+    def __iter__(self) -> Iterator[HistoryMessage]:
+        # Over a copy: a list's iterator costs a quarter of islice's per item, and the copy
+        # (a memcpy) lives only as long as the loop.
+        return iter(self._items[self._start : self._stop])
+
+    def __reversed__(self) -> Iterator[HistoryMessage]:
+        return reversed(self._items[self._start : self._stop])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists and tuples, which are not
+
+    def __repr__(self) -> str:
+        return f"MessageSpan({list(self)!r})"
+
+    @property
+    def released(self) -> int:
+        """How many messages before the start the list still holds (not yet let go)."""
+        return self._start
+
+    def extended(
+        self, turn: Sequence[HistoryMessage], drop: int
+    ) -> tuple[MessageSpan, list[HistoryMessage]]:
+        """This span with `turn` after it and its first `drop` messages (counted through
+        the turn) let go, and the messages it no longer keeps alive. Appends in place when
+        nothing was appended after this span (the session's newest window); else copies."""
+        items, start, stop = self._items, self._start + drop, self._stop
+        freed: list[HistoryMessage] = []
+        if stop == len(items):
+            items.extend(turn)
+        else:
+            freed = items[: self._start]
+            items = [*items[self._start : stop], *turn]
+            start, stop = drop, stop - self._start
+        stop += len(turn)
+        if start >= RELEASE_AT_LEAST and start * 4 >= stop - start:
+            freed += items[:start]
+            items, start, stop = items[start:stop], 0, stop - start
+        return MessageSpan(items, start, stop), freed
+
+    def retained(self) -> list[HistoryMessage]:
+        """What the span keeps alive: its messages and those it let go of but its list
+        still holds."""
+        return self._items[: self._stop]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +131,13 @@ class HistoryWindow:
     attribution: Attribution
     through: int
     """The session's message count the window reflects: its newest message's sequence."""
-    messages: tuple[HistoryMessage, ...]
+    messages: MessageSpan
     from_session_start: bool
     """`messages` begin with the session's first message."""
     tokens: int
     size: int
+    """What the window keeps in memory: its messages, those let go of that its list still
+    holds (at most a quarter more), and a fixed overhead."""
 
     def covers(self, token_budget: int, min_messages: int) -> bool:
         """Whether a load needs nothing older than this window."""
@@ -61,11 +154,12 @@ class HistoryWindow:
         through: int,
         messages: Sequence[HistoryMessage],
     ) -> HistoryWindow:
-        held = tuple(messages)
+        held = list(messages)
         size = WINDOW_OVERHEAD_BYTES + _bytes(held)
         tokens = sum(item.token_count for item in held)
         from_start = through <= len(held)
-        return cls(session_id, create_time, attribution, through, held, from_start, tokens, size)
+        span = MessageSpan(held, 0, len(held))
+        return cls(session_id, create_time, attribution, through, span, from_start, tokens, size)
 
     def extended(
         self, turn: Sequence[HistoryMessage], token_budget: int, min_messages: int
@@ -78,21 +172,18 @@ class HistoryWindow:
         it adds and lets go, not the window's length.
         """
         old = self.messages
-        total = len(old) + len(turn)
+        items, offset, length = old._items, old._start, len(old)
+        total = length + len(turn)
         tokens = self.tokens + sum(item.token_count for item in turn)
-        size = self.size + _bytes(turn)
         start = 0
         while start < total - 1:
-            first = old[start] if start < len(old) else turn[start - len(old)]
+            first = items[offset + start] if start < length else turn[start - length]
             after = tokens - first.token_count
             if after <= token_budget or total - start - 1 < min_messages:
                 break  # the suffix after `start` would no longer reach past the budget
             tokens = after
-            size -= _cost(first)
             start += 1
-        # The window copied once (a tuple's slice from 0 is the tuple itself), not thrice.
-        kept = len(old) - start
-        held = old[start:] + tuple(turn) if kept > 0 else tuple(turn)[-kept:]
+        held, freed = old.extended(turn, start)
         through = self.through + len(turn)
         return HistoryWindow(
             self.session_id,
@@ -102,7 +193,7 @@ class HistoryWindow:
             held,
             through <= len(held),
             tokens,
-            size,
+            self.size + _bytes(turn) - _bytes(freed),
         )
 
 
@@ -110,7 +201,7 @@ def _cost(message: HistoryMessage) -> int:
     return len(message.encoded) + MESSAGE_OVERHEAD_BYTES
 
 
-def _bytes(messages: Sequence[HistoryMessage]) -> int:
+def _bytes(messages: Iterable[HistoryMessage]) -> int:
     return sum(_cost(item) for item in messages)
 
 
@@ -257,4 +348,4 @@ def _report(cache: weakref.ref[HistoryCache]) -> None:
     HISTORY_CACHE_SESSIONS.set_function(sessions)
 
 
-__all__ = ["HistoryCache", "HistoryWindow"]
+__all__ = ["HistoryCache", "HistoryWindow", "MessageSpan"]
