@@ -16,6 +16,7 @@ from memori_server.chat.history import (
 )
 from memori_server.chat.messages import OpenAIMessage
 from memori_server.chat.upstream import encode_body
+from memori_server.storage.history_cache import MessageSpan
 from memori_server.storage.records import HistoryMessage, encode_message
 from memori_server.tokens import bundled_encoding, count_message, encoding_for
 
@@ -45,9 +46,12 @@ def stored(*messages: OpenAIMessage, tokens: int = 10) -> list[HistoryMessage]:
     return [HistoryMessage(m["role"], encode_message(m), tokens) for m in messages]
 
 
-def decoded(messages: Sequence[HistoryMessage] | Sequence[bytes]) -> list[OpenAIMessage]:
-    """Messages as the upstream reads them."""
-    return [json.loads(m if isinstance(m, bytes) else m.encoded) for m in messages]
+def decoded(
+    messages: Sequence[HistoryMessage] | Sequence[bytes | bytearray],
+) -> list[OpenAIMessage]:
+    """Messages as the upstream reads them (a piece may hold several, joined by commas)."""
+    pieces = [m.encoded if isinstance(m, HistoryMessage) else bytes(m) for m in messages]
+    return [message for piece in pieces for message in json.loads(b"[" + piece + b"]")]
 
 
 def new_of(history: list[OpenAIMessage], conversation: list[OpenAIMessage]) -> list[OpenAIMessage]:
@@ -138,6 +142,48 @@ def test_a_window_whose_tokens_are_known_is_trimmed_to_the_same_messages(seed: i
             walked = within_budget(history, budget, from_session_start=from_start)
             known = within_budget(history, budget, from_session_start=from_start, tokens=total)
             assert list(known) == list(walked), (budget, from_start)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_held_window_assembles_the_body_a_list_of_its_messages_would(seed: int) -> None:
+    """A window held between calls (a span of a log that holds messages before and after
+    it) gives the same upstream body, new messages and history count as the same messages
+    read from the database: trimmed to any budget, with or without a known sum, with a
+    request that resends its tail or not."""
+    rng = random.Random(seed)
+    roles = [rng.choice(["user", "assistant", "tool"]) for _ in range(rng.randint(0, 40))]
+    messages = [
+        HistoryMessage(
+            role,
+            encode_message({"role": role, "content": f'{n} \u2603 "q",'}),
+            rng.randint(0, 40),
+        )
+        for n, role in enumerate(roles)
+    ]
+    before, after = rng.randint(0, 5), rng.randint(0, 5)
+    log = [*stored(*(user(f"older {n}") for n in range(before))), *messages]
+    log += stored(*(user(f"later {n}") for n in range(after)))
+    held = MessageSpan.of(log)[before : before + len(messages)]
+    assert held == messages
+    total = sum(item.token_count for item in messages)
+    resent = [json.loads(item.encoded) for item in messages[len(messages) - rng.randint(0, 3) :]]
+    request = [{"role": "system", "content": "s"}, *resent, user("new")]
+    for budget in (0, rng.randint(0, total + 1), total + 5):
+        for tokens in (None, total):
+            from_start = rng.random() < 0.5
+            results = [
+                assemble(
+                    request, window, budget, from_session_start=from_start, stored_tokens=tokens
+                )
+                for window in (held, messages)
+            ]
+            bodies = [
+                encode_body({"model": "m"}, r.upstream_messages, stream=False) for r in results
+            ]
+            assert bodies[0] == bodies[1]
+            assert json.loads(bodies[0])["messages"] == decoded(results[1].upstream_messages)
+            assert results[0].new_messages == results[1].new_messages
+            assert results[0].history_count == results[1].history_count
 
 
 def test_a_tool_call_is_never_separated_from_its_results() -> None:

@@ -197,7 +197,7 @@ def test_a_span_reads_as_the_sequence_of_its_messages() -> None:
     """Index, slice, reverse and compare like the tuple it replaces, within its own range
     of a list that holds more."""
     items = [said(str(n)) for n in range(10)]
-    span = MessageSpan(items, 2, 7)
+    span = MessageSpan.of(items)[2:7]
     assert span == tuple(items[2:7])
     assert span == items[2:7]
     assert span != items[2:8]
@@ -266,7 +266,7 @@ def test_extending_is_what_a_load_would_read(
         extended = held.extended(turn, budget, min_messages)
         # What it keeps alive besides the window: what it let go of that its list holds,
         # at most a quarter more.
-        retained = list(extended.messages.retained())
+        retained = extended.messages.retained()
         assert extended.size == WINDOW_OVERHEAD_BYTES + sum(
             len(m.encoded) + MESSAGE_OVERHEAD_BYTES for m in retained
         )

@@ -11,6 +11,7 @@ from operator import attrgetter
 
 from memori_server.chat.messages import OpenAIMessage
 from memori_server.domain import INSTRUCTION_ROLES
+from memori_server.storage.history_cache import MessageSpan
 from memori_server.storage.records import HistoryMessage, encode_message
 
 _ENCODED = attrgetter("encoded")
@@ -18,8 +19,9 @@ _ENCODED = attrgetter("encoded")
 
 @dataclass(frozen=True, slots=True)
 class Assembly:
-    upstream_messages: list[bytes]
-    """The messages sent upstream, in order, each encoded (`encode_message`)."""
+    upstream_messages: list[bytes | bytearray]
+    """The messages sent upstream, in order, encoded (`encode_message`): one per piece,
+    but for a window held in memory, whose messages come as one piece, joined by commas."""
     new_messages: list[OpenAIMessage]
     """The request's messages that are new to the session: what gets stored on success."""
     history_count: int
@@ -85,21 +87,24 @@ def within_budget(
     messages until it fits, which for a window read for this budget is one or two steps
     instead of a walk over all of it.
     """
+    # A held window answers from its columns, without building a message.
+    span = stored if isinstance(stored, MessageSpan) else None
     if tokens is None:
         start = len(stored)
         used = 0
         for index in range(len(stored) - 1, -1, -1):
-            used += stored[index].token_count
+            used += span.token_count(index) if span else stored[index].token_count
             if used > budget:
                 break
             start = index
     else:
         start, used = 0, tokens
         while used > budget and start < len(stored):
-            used -= stored[start].token_count
+            used -= span.token_count(start) if span else stored[start].token_count
             start += 1
     while start < len(stored) and not (
-        stored[start].role == "user" or (start == 0 and from_session_start)
+        (span.role(start) if span else stored[start].role) == "user"
+        or (start == 0 and from_session_start)
     ):
         start += 1
     return stored[start:]
@@ -117,22 +122,23 @@ def assemble(
     """Build the upstream message list and find the messages new to the session.
     `recalled` (long-term memory) goes right after the instructions and is never new;
     `stored_tokens`, when known, is the sum of `stored`'s tokens."""
-    # One copy, as long as the call: a window held between calls is a view whose every
-    # index and length would be a Python call.
-    stored = list(stored)
     instructions, conversation = split_instructions(request_messages)
     encoded = [encode_message(message) for message in conversation]
     resent = resent_count(stored, encoded)
     history = within_budget(
         stored, budget, from_session_start=from_session_start, tokens=stored_tokens
     )
+    upstream: list[bytes | bytearray] = [
+        *(encode_message(message) for message in instructions),
+        *(encode_message(message) for message in recalled),
+    ]
+    if not isinstance(history, MessageSpan):
+        upstream += map(_ENCODED, history)
+    elif history:  # a held window: its messages' bytes in one copy
+        upstream.append(history.joined())
+    upstream += encoded[resent:]
     return Assembly(
-        upstream_messages=[
-            *(encode_message(message) for message in instructions),
-            *(encode_message(message) for message in recalled),
-            *map(_ENCODED, history),
-            *encoded[resent:],
-        ],
+        upstream_messages=upstream,
         new_messages=list(conversation[resent:]),
         history_count=len(history),
     )

@@ -193,7 +193,9 @@ def _chunk(data: str) -> dict[str, Any]:
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def encode_body(parameters: dict[str, Any], messages: Sequence[bytes], *, stream: bool) -> bytes:
+def encode_body(
+    parameters: dict[str, Any], messages: Sequence[bytes | bytearray], *, stream: bool
+) -> bytes:
     """The upstream request body: the parameters, then the encoded messages joined as they
     are (a window held in memory is not encoded again), then `"stream":true` when streaming.
 
