@@ -93,17 +93,17 @@ def within_budget(
         start = len(stored)
         used = 0
         for index in range(len(stored) - 1, -1, -1):
-            used += span.token_count(index) if span else stored[index].token_count
+            used += span.token_count(index) if span is not None else stored[index].token_count
             if used > budget:
                 break
             start = index
     else:
         start, used = 0, tokens
         while used > budget and start < len(stored):
-            used -= span.token_count(start) if span else stored[start].token_count
+            used -= span.token_count(start) if span is not None else stored[start].token_count
             start += 1
     while start < len(stored) and not (
-        (span.role(start) if span else stored[start].role) == "user"
+        (span.role(start) if span is not None else stored[start].role) == "user"
         or (start == 0 and from_session_start)
     ):
         start += 1

@@ -212,8 +212,9 @@ class HistoryWindow:
         through: int,
         messages: Sequence[HistoryMessage],
     ) -> HistoryWindow:
-        span = MessageSpan.of(messages)
-        tokens = sum(span.token_count(index) for index in range(len(span)))
+        held = list(messages)
+        tokens = sum(item.token_count for item in held)
+        span = MessageSpan.of(held)
         from_start = through <= len(span)
         size = _size(span)
         return cls(session_id, create_time, attribution, through, span, from_start, tokens, size)
