@@ -70,14 +70,14 @@ class CompiledStatement:
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters (a list for `?` placeholders, else a dict)."""
-        converted = self._fast.converted(values, self._own_values)
+        converted = self._fast.converted(values)
         if self._positional:
             return converted
         return dict(zip((name for name, _ in self._binds), converted, strict=True))
 
     def numbered_parameters(self, values: Mapping[str, Any]) -> list[Any]:
         """The parameters of `numbered_sql`, in order ($1, $2, ...)."""
-        return self._numbered_fast.converted(values, self._own_values)
+        return self._numbered_fast.converted(values)
 
     def row(self, raw: Sequence[Any] | None) -> Any:
         """A driver row as a named tuple of converted values (None stays None)."""
@@ -109,10 +109,11 @@ class _Binds:
     gives none, and only the values with a conversion are touched: a loop over every name
     cost several microseconds for a row of eleven columns."""
 
-    __slots__ = ("_binds", "_converted_at", "_own_at", "_read")
+    __slots__ = ("_binds", "_converted_at", "_own", "_own_at", "_read")
 
     def __init__(self, binds: Sequence[tuple[str, Processor]], own: Mapping[str, Any]) -> None:
         self._binds = binds
+        self._own = own
         self._converted_at = [
             (index, process) for index, (_, process) in enumerate(binds) if process
         ]
@@ -129,10 +130,11 @@ class _Binds:
             else lambda values: [values[name] for name in given]
         )
 
-    def converted(self, values: Mapping[str, Any], own: Mapping[str, Any]) -> list[Any]:
+    def converted(self, values: Mapping[str, Any]) -> list[Any]:
         try:
             converted = list(self._read(values))
         except KeyError:  # a value missing: None, as the statement's own value says
+            own = self._own
             converted = [values[name] if name in values else own[name] for name, _ in self._binds]
         else:
             for index, name, value in self._own_at:  # in order: each lands at its index
