@@ -262,11 +262,15 @@ def test_extending_is_what_a_load_would_read(
     """Extending counts from the oldest end (what it adds and lets go, not the whole
     window): the same window, tokens and size as reading from the newest end."""
     held = HistoryWindow.of("s", CREATED, Attribution("ann", "agent"), len(stored) + older, stored)
+    lineage = list(stored)  # every message its log has held, oldest first
     for turn in turns:
         extended = held.extended(turn, budget, min_messages)
-        # What it keeps alive besides the window: what it let go of that its list holds,
-        # at most a quarter more.
-        retained = extended.messages.retained()
+        lineage += turn
+        # What it keeps alive besides the window: what it let go of that its log still
+        # holds (the newest of the lineage), at most a quarter more.
+        count, _encoded = extended.messages.retained_bytes()
+        retained = lineage[len(lineage) - count :]
+        assert retained[len(retained) - len(extended.messages) :] == list(extended.messages)
         assert extended.size == WINDOW_OVERHEAD_BYTES + sum(
             len(m.encoded) + MESSAGE_OVERHEAD_BYTES for m in retained
         )

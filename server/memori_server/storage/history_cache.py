@@ -154,11 +154,6 @@ class MessageSpan(Sequence[HistoryMessage]):
     def role(self, index: int) -> str:
         return self._log.roles[self._start + index]
 
-    def retained(self) -> list[HistoryMessage]:
-        """What the span keeps alive: its messages and those it let go of but its log
-        still holds."""
-        return list(map(self._log.message, range(self._stop)))
-
     def retained_bytes(self) -> tuple[int, int]:
         """What the span keeps alive, its messages and those it let go of but its log still
         holds: how many, and their encoded bytes."""
