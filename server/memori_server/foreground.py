@@ -81,9 +81,7 @@ class Foreground:
         with self._lock:
             self._count += 1
             if self._count == 1:
-                for quiet in self._quiet_events:
-                    if quiet.watchers:
-                        quiet.event.clear()
+                self._follow_watched()
             interrupts = list(self._interrupts) if self._interrupts else ()
         for interrupt in interrupts:
             interrupt()
@@ -93,9 +91,13 @@ class Foreground:
             self._count -= 1
             if self._count == 0:
                 self._quiet_since = time.monotonic()
-                for quiet in self._quiet_events:
-                    if quiet.watchers:
-                        quiet.event.set()
+                self._follow_watched()
+
+    def _follow_watched(self) -> None:
+        """Bring the events someone waits on up to date with the count (under the lock)."""
+        for quiet in self._quiet_events:
+            if quiet.watchers:
+                quiet.follow(self._count)
 
     @contextlib.contextmanager
     def _watching(self, quiet: _QuietEvent[Any]) -> Iterator[None]:
