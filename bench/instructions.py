@@ -29,7 +29,7 @@ from pathlib import Path
 import openai
 
 from bench import hot_path
-from bench.launch import ROOT, StandinProcess, postgres_database
+from bench.launch import ROOT, StandinProcess, postgres_database, sqlite_database
 from tests.server_process import ServerProcess
 
 STORED = 300  # hot_path's window of about 300 messages
@@ -82,10 +82,8 @@ def _total(outputs: Path) -> int:
 @contextmanager
 def _database(tmp: Path, postgresql_url: str | None) -> Iterator[str]:
     """A fresh database: a SQLite file in `tmp`, or one next to `postgresql_url`'s."""
-    if postgresql_url is None:
-        yield f"sqlite:///{tmp / 'bench.db'}"
-        return
-    with postgres_database(postgresql_url) as url:
+    database = sqlite_database(tmp) if postgresql_url is None else postgres_database(postgresql_url)
+    with database as url:
         yield url
 
 
